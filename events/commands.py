@@ -1,0 +1,453 @@
+"""Commands: the typed form of the JSON command shapes (DESIGN §10) and their validation.
+
+This module owns the *shape* of a command: which fields each type has, their JSON types and
+the syntax of ids and decimal strings. :func:`parse_command` turns any value into a command
+object or a one-line rejection reason, and never raises. Meaning (does the account or symbol
+exist, is the price on the tick grid, is there margin) needs the exchange's state and config,
+and is checked in ``clearing``; so amounts, prices and quantities stay decimal strings here,
+and :func:`to_units` is the exact conversion clearing uses once it knows the decimals.
+
+Class names repeat some event names (``Deposit``, ``Funding``, ...); import the module
+(``from events import commands as cmd``) rather than the classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, TypeAlias
+
+import attrs
+import orjson
+
+__all__ = [
+    "COMMAND_TYPES",
+    "MAX_COMMAND_BYTES",
+    "Amend",
+    "Cancel",
+    "CancelAll",
+    "Command",
+    "Deposit",
+    "Funding",
+    "IndexPrice",
+    "InsuranceDeposit",
+    "Order",
+    "Set",
+    "SettlePeriod",
+    "Withdraw",
+    "command_to_dict",
+    "load_command_line",
+    "parse_command",
+    "to_units",
+]
+
+#: The largest command line accepted; far above any real command, far below the log's line
+#: bound, so the ``Input`` event recording it always fits in a log line.
+MAX_COMMAND_BYTES: Final = 64 * 1024
+
+_ID_RE: Final = re.compile(r"[A-Za-z0-9_.:@-]+")
+_UNSIGNED_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_SIGNED_RE: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_MAX_ID: Final = 64
+_MAX_DECIMAL: Final = 40  # digits enough for any amount; bounds the integers made from them
+_MAX_TS: Final = (1 << 63) - 1  # the log stores integers in 64 bits
+_MAX_PATH: Final = 128
+_MAX_VALUE: Final = 1024
+
+SIDES: Final = ("buy", "sell")
+TIFS: Final = ("gtc", "ioc", "fok", "post_only")
+
+
+# --------------------------------------------------------------------------- command types
+
+
+@attrs.frozen
+class Deposit:
+    TYPE: ClassVar[str] = "deposit"
+    ts: int
+    account: str
+    amount: str
+
+
+@attrs.frozen
+class Withdraw:
+    TYPE: ClassVar[str] = "withdraw"
+    ts: int
+    account: str
+    amount: str
+
+
+@attrs.frozen
+class Order:
+    """A new order; ``price`` None is a market order."""
+
+    TYPE: ClassVar[str] = "order"
+    ts: int
+    account: str
+    id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    qty: str
+    price: str | None = None
+    tif: str = "gtc"  # "gtc" | "ioc" | "fok" | "post_only"
+    reduce_only: bool = False
+
+
+@attrs.frozen
+class Cancel:
+    TYPE: ClassVar[str] = "cancel"
+    ts: int
+    account: str
+    id: str
+
+
+@attrs.frozen
+class CancelAll:
+    TYPE: ClassVar[str] = "cancel_all"
+    ts: int
+    account: str
+
+
+@attrs.frozen
+class Amend:
+    """Change a resting order's quantity and/or price (at least one is set)."""
+
+    TYPE: ClassVar[str] = "amend"
+    ts: int
+    account: str
+    id: str
+    qty: str | None = None
+    price: str | None = None
+
+
+@attrs.frozen
+class IndexPrice:
+    TYPE: ClassVar[str] = "index_price"
+    ts: int
+    symbol: str
+    price: str
+
+
+@attrs.frozen
+class Funding:
+    """A funding round now; ``rate`` (signed decimal, per interval) given for historical replays."""
+
+    TYPE: ClassVar[str] = "funding"
+    ts: int
+    symbol: str
+    rate: str | None = None
+
+
+@attrs.frozen
+class SettlePeriod:
+    TYPE: ClassVar[str] = "settle_period"
+    ts: int
+
+
+@attrs.frozen
+class Set:
+    """Governance: set config parameter ``path`` to ``value`` (parsed by clearing)."""
+
+    TYPE: ClassVar[str] = "set"
+    ts: int
+    path: str
+    value: str
+
+
+@attrs.frozen
+class InsuranceDeposit:
+    TYPE: ClassVar[str] = "insurance_deposit"
+    ts: int
+    amount: str
+
+
+Command: TypeAlias = (
+    Deposit
+    | Withdraw
+    | Order
+    | Cancel
+    | CancelAll
+    | Amend
+    | IndexPrice
+    | Funding
+    | SettlePeriod
+    | Set
+    | InsuranceDeposit
+)
+
+COMMAND_TYPES: Final[dict[str, type[Command]]] = {
+    c.TYPE: c
+    for c in (
+        Deposit,
+        Withdraw,
+        Order,
+        Cancel,
+        CancelAll,
+        Amend,
+        IndexPrice,
+        Funding,
+        SettlePeriod,
+        Set,
+        InsuranceDeposit,
+    )
+}
+
+
+# --------------------------------------------------------------------------- field checks
+# Each check takes (field name, value) and returns (value, None) or (None, reason).
+
+_Result: TypeAlias = tuple[Any, str | None]
+_Check: TypeAlias = Callable[[str, object], _Result]
+
+
+def _show(v: object) -> str:
+    """A short, one-line rendering of user data for a reason."""
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _ts(name: str, v: object) -> _Result:
+    if type(v) is not int:
+        return None, f"{name} must be an integer (microseconds), not {_show(v)}"
+    if v < 0:
+        return None, f"negative {name}"
+    if v > _MAX_TS:
+        return None, f"{name} out of range"
+    return v, None
+
+
+def _id(name: str, v: object) -> _Result:
+    if type(v) is not str:
+        return None, f"{name} must be a string, not {_show(v)}"
+    if not v:
+        return None, f"empty {name}"
+    if len(v) > _MAX_ID:
+        return None, f"{name} longer than {_MAX_ID} characters"
+    if not _ID_RE.fullmatch(v):
+        return None, f"{name} {_show(v)} has characters outside [A-Za-z0-9_.:@-]"
+    return v, None
+
+
+def _account(name: str, v: object) -> _Result:
+    # "#..." and "@..." name system accounts (insurance fund, fee pool, backstops); a command
+    # must never be able to act as one.
+    if type(v) is str and v[:1] in ("#", "@"):
+        return None, "reserved account id"
+    return _id(name, v)
+
+
+def _symbol(name: str, v: object) -> _Result:
+    if type(v) is not str:
+        return None, f"{name} must be a string, not {_show(v)}"
+    if not v:
+        return None, f"empty {name}"
+    if len(v) > _MAX_ID:
+        return None, f"{name} longer than {_MAX_ID} characters"
+    return v, None
+
+
+_NOUN: Final = {"qty": "quantity"}
+
+
+def _decimal(positive: bool, signed: bool = False) -> _Check:
+    pattern = _SIGNED_RE if signed else _UNSIGNED_RE
+
+    def check(name: str, v: object) -> _Result:
+        noun = _NOUN.get(name, name)
+        if type(v) is not str:
+            return None, f"{noun} must be a decimal string, not {_show(v)}"
+        if len(v) > _MAX_DECIMAL:
+            return None, f"{noun} has more than {_MAX_DECIMAL} characters"
+        if not pattern.fullmatch(v):
+            if not signed and v[:1] == "-" and _UNSIGNED_RE.fullmatch(v[1:]):
+                return None, f"negative {noun}"
+            return None, f"{noun} {_show(v)} is not a decimal number like 12.5"
+        if positive and not v.strip("0."):
+            return None, f"zero {noun}"
+        return v, None
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> _Check:
+    def check(name: str, v: object) -> _Result:
+        if type(v) is not str or v not in options:
+            return None, f"{name} must be one of {'|'.join(options)}, not {_show(v)}"
+        return v, None
+
+    return check
+
+
+def _bool(name: str, v: object) -> _Result:
+    if type(v) is not bool:
+        return None, f"{name} must be true or false, not {_show(v)}"
+    return v, None
+
+
+def _text(limit: int, nonempty: bool) -> _Check:
+    def check(name: str, v: object) -> _Result:
+        if type(v) is not str:
+            return None, f"{name} must be a string, not {_show(v)}"
+        if nonempty and not v:
+            return None, f"empty {name}"
+        if len(v) > limit:
+            return None, f"{name} longer than {limit} characters"
+        return v, None
+
+    return check
+
+
+_POSITIVE = _decimal(positive=True)
+
+# The fields of each type in order: (name, check, required, None allowed). An optional field
+# that is absent takes the class default; ``None allowed`` is for fields where JSON null
+# means "not given" (an order's price, a funding rate, an amend's qty or price).
+_Field: TypeAlias = tuple[str, _Check, bool, bool]
+_FIELDS: Final[dict[str, tuple[_Field, ...]]] = {
+    "deposit": (
+        ("ts", _ts, True, False),
+        ("account", _account, True, False),
+        ("amount", _POSITIVE, True, False),
+    ),
+    "withdraw": (
+        ("ts", _ts, True, False),
+        ("account", _account, True, False),
+        ("amount", _POSITIVE, True, False),
+    ),
+    "order": (
+        ("ts", _ts, True, False),
+        ("account", _account, True, False),
+        ("id", _id, True, False),
+        ("symbol", _symbol, True, False),
+        ("side", _choice(SIDES), True, False),
+        ("qty", _POSITIVE, True, False),
+        ("price", _POSITIVE, False, True),
+        ("tif", _choice(TIFS), False, False),
+        ("reduce_only", _bool, False, False),
+    ),
+    "cancel": (
+        ("ts", _ts, True, False),
+        ("account", _account, True, False),
+        ("id", _id, True, False),
+    ),
+    "cancel_all": (("ts", _ts, True, False), ("account", _account, True, False)),
+    "amend": (
+        ("ts", _ts, True, False),
+        ("account", _account, True, False),
+        ("id", _id, True, False),
+        ("qty", _POSITIVE, False, True),
+        ("price", _POSITIVE, False, True),
+    ),
+    "index_price": (
+        ("ts", _ts, True, False),
+        ("symbol", _symbol, True, False),
+        ("price", _POSITIVE, True, False),
+    ),
+    "funding": (
+        ("ts", _ts, True, False),
+        ("symbol", _symbol, True, False),
+        ("rate", _decimal(positive=False, signed=True), False, True),
+    ),
+    "settle_period": (("ts", _ts, True, False),),
+    "set": (
+        ("ts", _ts, True, False),
+        ("path", _text(_MAX_PATH, True), True, False),
+        ("value", _text(_MAX_VALUE, False), True, False),
+    ),
+    "insurance_deposit": (("ts", _ts, True, False), ("amount", _POSITIVE, True, False)),
+}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_command(d: object) -> Command | str:
+    """The command ``d`` describes, or a one-line reason it is not one. Never raises."""
+    try:
+        return _parse(d)
+    except Exception as e:  # pragma: no cover - a bug here must still not crash the engine
+        return f"invalid command ({type(e).__name__})"
+
+
+def _parse(d: object) -> Command | str:
+    if not isinstance(d, dict):
+        return f"command must be a JSON object, not {type(d).__name__}"
+    t = d.get("type")
+    if "type" not in d:
+        return "missing field 'type'"
+    if type(t) is not str or t not in _FIELDS:
+        return f"unknown command type {_show(t)}"
+    fields = _FIELDS[t]
+    known = {f[0] for f in fields}
+    for k in d:
+        if k != "type" and k not in known:
+            return f"unknown field {_show(k)} in {t} command"
+    kwargs: dict[str, Any] = {}
+    for name, check, required, nullable in fields:
+        if name not in d:
+            if required:
+                return f"missing field {name!r} in {t} command"
+            continue
+        v = d[name]
+        if v is None and nullable:
+            continue
+        value, why = check(name, v)
+        if why is not None:
+            return why
+        kwargs[name] = value
+    if t == "amend" and "qty" not in kwargs and "price" not in kwargs:
+        return "amend needs qty or price"
+    if t == "order" and kwargs.get("tif") == "post_only" and "price" not in kwargs:
+        return "post_only order needs a price"
+    return COMMAND_TYPES[t](**kwargs)
+
+
+def command_to_dict(c: Command) -> dict[str, Any]:
+    """The JSON shape of a command (defaults written out); ``parse_command`` gives it back."""
+    d: dict[str, Any] = {"type": c.TYPE}
+    d.update(attrs.asdict(c))
+    return d
+
+
+def load_command_line(line: bytes | str) -> dict[str, Any] | str:
+    """One JSON command line to a dict, or a one-line reason; never raises.
+
+    Parsing with orjson and checking the result re-encodes guarantees that what the engine
+    sees is exactly what the log's ``Input`` record will give back on replay (orjson reads
+    integers beyond 64 bits as floats, and nests deeper on reading than on writing).
+    """
+    if len(line) > MAX_COMMAND_BYTES:
+        return f"command line longer than {MAX_COMMAND_BYTES} bytes"
+    try:
+        d = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        return f"malformed JSON: {' '.join(str(e).split())}"
+    if not isinstance(d, dict):
+        return f"command must be a JSON object, not {type(d).__name__}"
+    try:
+        orjson.dumps({"command": d})
+    except orjson.JSONEncodeError:
+        return "command nests too deeply"
+    return d
+
+
+# --------------------------------------------------------------------------- units
+
+
+def to_units(text: str, decimals: int) -> int:
+    """An exact decimal string (optionally signed) as an integer count of 10^-decimals units.
+
+    ``to_units("12.5", 6) == 12_500_000``. Trailing zeros are fine; a value that needs more
+    than ``decimals`` places raises ValueError("more than N decimals"): never rounded.
+    """
+    if decimals < 0:
+        raise ValueError("decimals must be >= 0")
+    if type(text) is not str or not _SIGNED_RE.fullmatch(text):
+        raise ValueError(f"not a decimal number: {_show(text)}")
+    neg = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > decimals:
+        raise ValueError(f"more than {decimals} decimals")
+    units: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    return -units if neg else units

@@ -1,0 +1,431 @@
+"""Command parsing: every shape of DESIGN §10 parses, every bad shape gets a one-line reason,
+and no input at all makes parse_command raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import commands as cmd
+from events.commands import (
+    COMMAND_TYPES,
+    command_to_dict,
+    load_command_line,
+    parse_command,
+    to_units,
+)
+
+# The examples of DESIGN §10, verbatim.
+DESIGN_EXAMPLES = [
+    {"type": "deposit", "ts": 1, "account": "alice", "amount": "1000"},
+    {"type": "withdraw", "ts": 2, "account": "alice", "amount": "10"},
+    {
+        "type": "order",
+        "ts": 3,
+        "account": "alice",
+        "id": "a1",
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "qty": "0.5",
+        "price": "50000",
+        "tif": "gtc",
+        "reduce_only": False,
+    },
+    {"type": "cancel", "ts": 4, "account": "alice", "id": "a1"},
+    {"type": "cancel_all", "ts": 4, "account": "alice"},
+    {"type": "amend", "ts": 5, "account": "alice", "id": "a1", "qty": "0.4"},
+    {"type": "index_price", "ts": 6, "symbol": "BTC-USD", "price": "50100"},
+    {"type": "funding", "ts": 7, "symbol": "BTC-USD", "rate": "0.0001"},
+    {"type": "settle_period", "ts": 8},
+    {"type": "set", "ts": 9, "path": "waterfall.liquidation_fee_ppm", "value": "2000"},
+    {"type": "insurance_deposit", "ts": 10, "amount": "5000"},
+]
+
+
+def test_design_examples_cover_every_type() -> None:
+    assert {d["type"] for d in DESIGN_EXAMPLES} == set(COMMAND_TYPES)
+
+
+@pytest.mark.parametrize("d", DESIGN_EXAMPLES, ids=lambda d: str(d["type"]))
+def test_design_examples_parse(d: dict[str, Any]) -> None:
+    c = parse_command(d)
+    assert not isinstance(c, str), c
+    assert type(c) is COMMAND_TYPES[d["type"]]
+    assert d["type"] == c.TYPE
+    back = command_to_dict(c)
+    assert {k: back[k] for k in d} == d
+    assert parse_command(back) == c
+
+
+def test_typed_fields() -> None:
+    c = parse_command(DESIGN_EXAMPLES[2])
+    assert c == cmd.Order(
+        ts=3,
+        account="alice",
+        id="a1",
+        symbol="BTC-USD",
+        side="buy",
+        qty="0.5",
+        price="50000",
+        tif="gtc",
+        reduce_only=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("d", "expect"),
+    [
+        (
+            {
+                "type": "order",
+                "ts": 0,
+                "account": "a",
+                "id": "o",
+                "symbol": "S",
+                "side": "sell",
+                "qty": "1",
+            },
+            cmd.Order(
+                ts=0,
+                account="a",
+                id="o",
+                symbol="S",
+                side="sell",
+                qty="1",
+                price=None,
+                tif="gtc",
+                reduce_only=False,
+            ),
+        ),
+        (
+            {
+                "type": "order",
+                "ts": 1,
+                "account": "a",
+                "id": "o",
+                "symbol": "S",
+                "side": "buy",
+                "qty": "1",
+                "price": None,
+                "tif": "ioc",
+                "reduce_only": True,
+            },
+            cmd.Order(
+                ts=1,
+                account="a",
+                id="o",
+                symbol="S",
+                side="buy",
+                qty="1",
+                price=None,
+                tif="ioc",
+                reduce_only=True,
+            ),
+        ),
+        (
+            {
+                "type": "order",
+                "ts": 1,
+                "account": "a.b:c@d-e_f",
+                "id": "x",
+                "symbol": "S",
+                "side": "buy",
+                "qty": "0.001",
+                "price": "1.5",
+                "tif": "post_only",
+            },
+            cmd.Order(
+                ts=1,
+                account="a.b:c@d-e_f",
+                id="x",
+                symbol="S",
+                side="buy",
+                qty="0.001",
+                price="1.5",
+                tif="post_only",
+                reduce_only=False,
+            ),
+        ),
+        ({"type": "funding", "ts": 7, "symbol": "S"}, cmd.Funding(ts=7, symbol="S", rate=None)),
+        ({"type": "funding", "ts": 7, "symbol": "S", "rate": None}, cmd.Funding(7, "S", None)),
+        (
+            {"type": "funding", "ts": 7, "symbol": "S", "rate": "-0.0003"},
+            cmd.Funding(7, "S", "-0.0003"),
+        ),
+        ({"type": "funding", "ts": 7, "symbol": "S", "rate": "0"}, cmd.Funding(7, "S", "0")),
+        (
+            {"type": "amend", "ts": 5, "account": "a", "id": "o", "price": "2"},
+            cmd.Amend(ts=5, account="a", id="o", qty=None, price="2"),
+        ),
+        (
+            {"type": "amend", "ts": 5, "account": "a", "id": "o", "qty": "1", "price": "2"},
+            cmd.Amend(ts=5, account="a", id="o", qty="1", price="2"),
+        ),
+        ({"type": "set", "ts": 9, "path": "x.y", "value": ""}, cmd.Set(9, "x.y", "")),
+        (
+            {"type": "deposit", "ts": 2**63 - 1, "account": "a" * 64, "amount": "0.000001"},
+            cmd.Deposit(2**63 - 1, "a" * 64, "0.000001"),
+        ),
+    ],
+)
+def test_defaults_and_options(d: dict[str, Any], expect: cmd.Command) -> None:
+    assert parse_command(d) == expect
+
+
+ORDER = DESIGN_EXAMPLES[2]
+
+
+def order(**kw: Any) -> dict[str, Any]:
+    d = dict(ORDER)
+    for k, v in kw.items():
+        if v is _DROP:
+            d.pop(k)
+        else:
+            d[k] = v
+    return d
+
+
+_DROP = object()
+
+BAD: list[tuple[object, str]] = [
+    (None, "not NoneType"),
+    ([], "not list"),
+    ("deposit", "not str"),
+    ({}, "missing field 'type'"),
+    ({"ts": 1}, "missing field 'type'"),
+    ({"type": "teleport", "ts": 1}, "unknown command type 'teleport'"),
+    ({"type": 5, "ts": 1}, "unknown command type 5"),
+    ({"type": None}, "unknown command type None"),
+    ({"type": "settle_period"}, "missing field 'ts'"),
+    ({"type": "settle_period", "ts": 1, "extra": 2}, "unknown field 'extra'"),
+    ({"type": "settle_period", "ts": 1, 5: 2}, "unknown field 5"),
+    ({"type": "settle_period", "ts": True}, "ts must be an integer"),
+    ({"type": "settle_period", "ts": 1.0}, "ts must be an integer"),
+    ({"type": "settle_period", "ts": "1"}, "ts must be an integer"),
+    ({"type": "settle_period", "ts": -1}, "negative ts"),
+    ({"type": "settle_period", "ts": 2**63}, "ts out of range"),
+    (order(account=_DROP), "missing field 'account'"),
+    (order(account=""), "empty account"),
+    (order(account="#insurance"), "reserved account id"),
+    (order(account="@backstop"), "reserved account id"),
+    (order(account="a" * 65), "longer than 64"),
+    (order(account="al ice"), "characters outside"),
+    (order(account="ali\nce"), "characters outside"),
+    (order(account="ålice"), "characters outside"),
+    (order(account=7), "account must be a string"),
+    (order(id=""), "empty id"),
+    (order(id="a/b"), "characters outside"),
+    (order(id=None), "id must be a string"),
+    (order(symbol=""), "empty symbol"),
+    (order(symbol=["BTC"]), "symbol must be a string"),
+    (order(side="long"), "side must be one of buy|sell"),
+    (order(side=None), "side must be one of"),
+    (order(qty="-1"), "negative quantity"),
+    (order(qty="0"), "zero quantity"),
+    (order(qty="0.000"), "zero quantity"),
+    (order(qty=1), "quantity must be a decimal string"),
+    (order(qty=0.5), "quantity must be a decimal string"),
+    (order(qty="1e3"), "not a decimal number"),
+    (order(qty="1."), "not a decimal number"),
+    (order(qty=".5"), "not a decimal number"),
+    (order(qty="+1"), "not a decimal number"),
+    (order(qty=" 1"), "not a decimal number"),
+    (order(qty="\u0661"), "not a decimal number"),  # Arabic-Indic digit one
+    (order(qty="NaN"), "not a decimal number"),
+    (order(qty="1" * 41), "more than 40 characters"),
+    (order(qty=None), "quantity must be a decimal string"),
+    (order(qty=_DROP), "missing field 'qty'"),
+    (order(price="-50000"), "negative price"),
+    (order(price="0"), "zero price"),
+    (order(price=50000), "price must be a decimal string"),
+    (order(tif="day"), "tif must be one of gtc|ioc|fok|post_only"),
+    (order(tif=None), "tif must be one of"),
+    (order(tif="post_only", price=None), "post_only order needs a price"),
+    (order(reduce_only=1), "reduce_only must be true or false"),
+    (order(reduce_only="false"), "reduce_only must be true or false"),
+    (order(reduce_only=None), "reduce_only must be true or false"),
+    ({"type": "deposit", "ts": 1, "account": "a", "amount": "-5"}, "negative amount"),
+    ({"type": "deposit", "ts": 1, "account": "a", "amount": "0"}, "zero amount"),
+    ({"type": "deposit", "ts": 1, "account": "a"}, "missing field 'amount'"),
+    ({"type": "withdraw", "ts": 1, "account": "#fees", "amount": "5"}, "reserved account id"),
+    ({"type": "cancel", "ts": 1, "account": "a"}, "missing field 'id'"),
+    ({"type": "cancel_all", "ts": 1, "account": "a", "id": "x"}, "unknown field 'id'"),
+    ({"type": "amend", "ts": 1, "account": "a", "id": "o"}, "amend needs qty or price"),
+    (
+        {"type": "amend", "ts": 1, "account": "a", "id": "o", "qty": None},
+        "amend needs qty or price",
+    ),
+    ({"type": "amend", "ts": 1, "account": "a", "id": "o", "qty": "-1"}, "negative quantity"),
+    ({"type": "index_price", "ts": 1, "symbol": "S", "price": "-1"}, "negative price"),
+    ({"type": "index_price", "ts": 1, "symbol": "S"}, "missing field 'price'"),
+    ({"type": "index_price", "ts": 1, "symbol": "S", "price": None}, "price must be a decimal"),
+    ({"type": "funding", "ts": 1, "symbol": "S", "rate": 0.0001}, "rate must be a decimal"),
+    ({"type": "funding", "ts": 1, "symbol": "S", "rate": "--1"}, "not a decimal number"),
+    ({"type": "funding", "ts": 1, "symbol": "S", "rate": "-"}, "not a decimal number"),
+    ({"type": "set", "ts": 1, "path": "", "value": "1"}, "empty path"),
+    ({"type": "set", "ts": 1, "path": "a", "value": 1}, "value must be a string"),
+    ({"type": "set", "ts": 1, "path": "a"}, "missing field 'value'"),
+    ({"type": "set", "ts": 1, "path": "a", "value": "x" * 2000}, "value longer than"),
+    ({"type": "insurance_deposit", "ts": 1, "amount": "1", "account": "a"}, "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("d", "reason"), BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_shapes_rejected_with_reason(d: object, reason: str) -> None:
+    got = parse_command(d)
+    assert isinstance(got, str), got
+    assert reason in got
+    assert "\n" not in got and len(got) < 200
+
+
+def test_reasons_quote_user_data_safely() -> None:
+    got = parse_command({"type": "x" * 1000 + "\n"})
+    assert isinstance(got, str) and "\n" not in got and len(got) < 100
+
+
+# --------------------------------------------------------------------------- never raises
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+FIELD_NAMES = sorted({k for d in DESIGN_EXAMPLES for k in d} | {"rate", "extra"})
+
+
+@st.composite
+def near_commands(draw: st.DrawFn) -> dict[Any, Any]:
+    """A valid command with a few fields replaced, dropped or added: reaches every check."""
+    d: dict[Any, Any] = dict(draw(st.sampled_from(DESIGN_EXAMPLES)))
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(FIELD_NAMES))
+        if draw(st.booleans()):
+            d.pop(key, None)
+        else:
+            d[key] = draw(
+                json_like
+                | st.sampled_from(["", "0", "-1", "1.5", "#a", "@a", "buy", "ioc", "a" * 65])
+                | st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{0,3})?", fullmatch=True)
+            )
+    return d
+
+
+@settings(max_examples=400, deadline=None)
+@given(d=json_like | near_commands())
+def test_parse_command_never_raises(d: object) -> None:
+    got = parse_command(d)
+    if isinstance(got, str):
+        assert got and "\n" not in got
+    else:
+        assert type(got) in COMMAND_TYPES.values()
+        assert parse_command(command_to_dict(got)) == got
+
+
+@settings(max_examples=200, deadline=None)
+@given(d=json_like | near_commands())
+def test_load_command_line_never_raises(d: object) -> None:
+    try:
+        line = orjson.dumps(d)
+    except (TypeError, orjson.JSONEncodeError):
+        return
+    got = load_command_line(line)
+    assert isinstance(got, (dict, str))
+    if isinstance(got, dict):
+        assert got == orjson.loads(line)
+        parse_command(got)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"", "malformed JSON"),
+        (b"{", "malformed JSON"),
+        (b"[1]", "not list"),
+        (b"1e999", "malformed JSON"),
+        (b'{"a":' + b"[" * 300 + b"]" * 300 + b"}", "nests too deeply"),
+        (b'{"a":' * 254 + b"1" + b"}" * 254, "nests too deeply"),
+        (b'{"type":"x","pad":"' + b"y" * 70_000 + b'"}', "longer than"),
+    ],
+)
+def test_load_command_line_rejects(line: bytes, reason: str) -> None:
+    got = load_command_line(line)
+    assert isinstance(got, str) and reason in got and "\n" not in got
+
+
+def test_load_command_line_big_ints_arrive_as_floats() -> None:
+    # What orjson does with them, so the Input record gives back exactly what was parsed.
+    got = load_command_line(b'{"type":"settle_period","ts":99999999999999999999}')
+    assert isinstance(got, dict) and isinstance(got["ts"], float)
+    assert parse_command(got) == "ts must be an integer (microseconds), not 1e+20"
+
+
+# --------------------------------------------------------------------------- to_units
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "units"),
+    [
+        ("0", 0, 0),
+        ("12.5", 6, 12_500_000),
+        ("0.000001", 6, 1),
+        ("1.500000000", 6, 1_500_000),
+        ("1000", 6, 1_000_000_000),
+        ("-0.0003", 6, -300),
+        ("007", 2, 700),
+        ("123456789012345678901234567890", 6, 123456789012345678901234567890 * 10**6),
+    ],
+)
+def test_to_units(text: str, decimals: int, units: int) -> None:
+    assert to_units(text, decimals) == units
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "match"),
+    [
+        ("0.0000001", 6, "more than 6 decimals"),
+        ("1.5", 0, "more than 0 decimals"),
+        ("1e3", 6, "not a decimal number"),
+        ("", 6, "not a decimal number"),
+        ("+1", 6, "not a decimal number"),
+        (" 1", 6, "not a decimal number"),
+        ("1", -1, "decimals"),
+    ],
+)
+def test_to_units_rejects(text: str, decimals: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        to_units(text, decimals)
+
+
+@given(units=st.integers(-(10**30), 10**30), decimals=st.integers(0, 18))
+def test_to_units_inverts_formatting(units: int, decimals: int) -> None:
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10**decimals)
+    text = f"{sign}{whole}" + (f".{frac:0{decimals}d}" if decimals else "")
+    assert to_units(text, decimals) == units
+
+
+def test_accepted_command_line_always_fits_an_input_record() -> None:
+    from events.codec import encode_event
+    from events.types import Input
+
+    deepest = b'{"a":' * 253 + b"1" + b"}" * 253
+    got = load_command_line(deepest)
+    assert isinstance(got, dict)
+    encode_event(Input(seq=1, ts=0, cause=0, command=got))
+
+
+def test_field_table_matches_classes() -> None:
+    import attrs
+
+    from events.commands import _FIELDS
+
+    assert set(_FIELDS) == set(COMMAND_TYPES)
+    for t, cls in COMMAND_TYPES.items():
+        assert [f[0] for f in _FIELDS[t]] == [a.name for a in attrs.fields(cls)], t
