@@ -143,10 +143,9 @@ class InstrumentSpec:
     #: linear: atoms per (tick x lot); inverse: the numerator k in value = q x k / price_ticks
     k: int
     raw_tiers: tuple[dict[str, Any], ...]
-
-    @property
-    def inverse(self) -> bool:
-        return self.kind == "inverse_perpetual"
+    #: plain fields (not properties) because the margin hot path reads them per call
+    inverse: bool
+    tier_maxes: tuple[int, ...]
 
     @property
     def perpetual(self) -> bool:
@@ -178,6 +177,7 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
     tiers_raw = d.get(
         "tiers", [{"max_notional": "1000000000000", "imr_ppm": 100_000, "mmr_ppm": 50_000}]
     )
+    tiers = derive_tiers(tiers_raw, decimals, where)
     return InstrumentSpec(
         symbol=symbol,
         kind=kind,
@@ -193,9 +193,11 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
         breaker_ppm=_int(d, "breaker_ppm", 0, 0, PPM, where),
         breaker_window_s=_int(d, "breaker_window_s", 60, 1, 10**7, where),
         breaker_halt_s=_int(d, "breaker_halt_s", 300, 1, 10**7, where),
-        tiers=derive_tiers(tiers_raw, decimals, where),
+        tiers=tiers,
         k=int(k_exact),
         raw_tiers=tuple(dict(t) for t in tiers_raw),
+        inverse=kind == "inverse_perpetual",
+        tier_maxes=tuple(t.max_notional for t in tiers),
     )
 
 

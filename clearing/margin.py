@@ -39,12 +39,8 @@ def notional(spec: InstrumentSpec, q: int, price: int) -> int:
 def tier_for(spec: InstrumentSpec, n: int) -> Tier:
     """The tier whose range holds notional ``n``; beyond the last tier, the last tier."""
     tiers = spec.tiers
-    i = bisect_left(tiers, n, key=_max_notional)
+    i = bisect_left(spec.tier_maxes, n)
     return tiers[i] if i < len(tiers) else tiers[-1]
-
-
-def _max_notional(t: Tier) -> int:
-    return t.max_notional
 
 
 def maintenance(spec: InstrumentSpec, n: int) -> int:
@@ -92,12 +88,19 @@ def _guess(spec: InstrumentSpec, q: int, cushion: int, hint: int | None) -> int:
     """Closed-form threshold for a linear position in the tier at ``hint`` (a starting point)."""
     if spec.inverse:
         return max(1, hint or 1)
-    t = tier_for(spec, notional(spec, q, hint)) if hint else spec.tiers[0]
-    c = cushion + t.cum
-    if q > 0:
-        g = (-c * PPM - 1) // (q * spec.k * (PPM - t.mmr_ppm))
-    else:
-        g = (c * PPM) // (-q * spec.k * (PPM + t.mmr_ppm)) + 1
+    # Solve the threshold in each tier and keep the one whose notional range holds its own
+    # answer: exact but for rounding, so the search below checks two marks and stops.
+    g = hint or 1
+    lo_notional = 0
+    for t in spec.tiers:
+        c = cushion + t.cum
+        if q > 0:
+            g = (-c * PPM - 1) // (q * spec.k * (PPM - t.mmr_ppm))
+        else:
+            g = (c * PPM) // (-q * spec.k * (PPM + t.mmr_ppm)) + 1
+        if g >= 1 and lo_notional < notional(spec, q, g) <= t.max_notional:
+            break
+        lo_notional = t.max_notional
     return min(max(g, 1), MAX_PRICE)
 
 
