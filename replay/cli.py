@@ -7,6 +7,7 @@ config) is one line on stderr, ``error: ...``, and exit status 2; never a traceb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -25,6 +26,7 @@ from replay.rebuild import rebuild
 from replay.render import state_text
 from replay.runner import InputError, read_commands, run
 from replay.scenario import ScenarioError
+from replay.snapshot import DEFAULT_EVERY, seek_detail, snap_path, write_snapshots
 
 log = structlog.get_logger("clearsim")
 
@@ -78,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="everything as JSON")
     fmt.add_argument("--csv", action="store_true", help="the fund timeline as CSV")
     fu.add_argument("--no-verify", action="store_true", help="skip checksums (faster)")
+
+    sn = sub.add_parser("snapshot", help="write ledger snapshots beside a log (LOG.snap)")
+    sn.add_argument("log")
+    sn.add_argument(
+        "--every",
+        type=int,
+        default=DEFAULT_EVERY,
+        metavar="K",
+        help=f"a snapshot every K records (default {DEFAULT_EVERY})",
+    )
+
+    sk = sub.add_parser("seek", help="state at exactly seq N, via the nearest snapshot")
+    sk.add_argument("log")
+    sk.add_argument("--at", type=int, metavar="SEQ", required=True, help="the seq to stop at")
+    sk.add_argument("--json", action="store_true", help="machine-readable output")
 
     verify_.add_parser(sub)
     diff_.add_parser(sub)
@@ -160,6 +177,33 @@ def _cmd_fund(a: argparse.Namespace) -> int:
 
 _VERBS = {"demo": _cmd_demo, "run": _cmd_run, "state": _cmd_state, "fund": _cmd_fund}
 _VERBS.update(verify=verify_.cmd, diff=diff_.cmd, cascade=cascade.cmd)
+
+
+def _cmd_snapshot(a: argparse.Namespace) -> int:
+    if a.every < 1:
+        raise UsageError("--every: expected a positive number of records")
+    n = write_snapshots(a.log, every=a.every)
+    print(f"{n} snapshots (every {a.every} records) written to {snap_path(a.log)}")
+    return 0
+
+
+def _cmd_seek(a: argparse.Namespace) -> int:
+    if a.at < 0:
+        raise UsageError("--at: expected a seq >= 0")
+    if os.path.isfile(a.log) and not os.path.exists(snap_path(a.log)):
+        print(f"note: no {snap_path(a.log)}, folding the whole log", file=sys.stderr)
+    r = seek_detail(a.log, a.at)
+    if r.torn is not None:
+        print(f"warning: {r.torn}", file=sys.stderr)
+    state = state_view(r.ledger)
+    if a.json:
+        sys.stdout.write(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(state_text(state))
+    return 0
+
+
+_VERBS.update(snapshot=_cmd_snapshot, seek=_cmd_seek)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

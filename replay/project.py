@@ -234,16 +234,16 @@ class Ledger:
         return {
             "seq": self.seq,
             "ts": self.ts,
-            "balances": self.balances,
-            "net_deposits": self.net_deposits,
+            "balances": dict(self.balances),
+            "net_deposits": dict(self.net_deposits),
             "positions": {
                 a: {s: [p.qty, p.entry_e6] for s, p in book.items()}
                 for a, book in self.positions.items()
                 if book
             },
-            "marks": self.marks,
-            "index": self.index,
-            "last_trade": self.last_trade,
+            "marks": dict(self.marks),
+            "index": dict(self.index),
+            "last_trade": dict(self.last_trade),
             "params": [list(p) for p in self.params],
         }
 

@@ -1,0 +1,293 @@
+"""Ledger snapshots beside a log, and seeking to a seq through them (DESIGN §7, §8).
+
+``write_snapshots(log, every=K)`` folds the log once with :class:`replay.project.Ledger` and
+writes ``<log>.snap``, JSON Lines, one snapshot every K records::
+
+    {"seq": N, "offset": O, "len": L, "h": "<chain checksum of record N>",
+     "hash": "<blake2b of the ledger>", "ledger": {...}}
+
+``ledger`` is the folded state after exactly seq N (``Ledger.to_dict``), ``hash`` the
+blake2b (16 bytes, hex) of its canonical encoding (orjson, sorted keys), so a damaged snapshot
+is caught when loaded. ``offset`` is the byte offset, in the uncompressed stream, of the
+record after seq N and ``len`` the length of record N's line: seeking a plain log reads
+record N's line (its checksum must be ``h``: the snapshot belongs to this log) and then only
+the records after it. A ``.gz`` log cannot be seeked into: its lines are skipped up to the
+snapshot without being parsed, then folded.
+
+``seek(log, seq)`` is the projection after exactly seq ``seq`` (clamped to the last good
+record), equal to folding every record with ``seq <= N`` from the start. Any anomaly in the
+records read after the snapshot (a checksum, a seq, a torn tail) falls back to a full
+verified fold, which names the corrupt record or reports the torn tail exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import tempfile
+from typing import IO, Any, Final
+
+import attrs
+import orjson
+
+from events.codec import LogError, unseal
+from events.log import LogReader, TornTail
+from replay.project import Ledger
+
+__all__ = [
+    "SNAP_SUFFIX",
+    "SeekResult",
+    "SnapshotError",
+    "ledger_hash",
+    "seek",
+    "seek_detail",
+    "snap_path",
+    "write_snapshots",
+]
+
+SNAP_SUFFIX: Final = ".snap"
+DEFAULT_EVERY: Final = 10_000
+_SEQ_PREFIX: Final = re.compile(rb'\{"seq":(\d+),')
+
+
+class SnapshotError(LogError):
+    """A snapshot file that is damaged or does not belong to its log."""
+
+
+def snap_path(log_path: str | os.PathLike[str]) -> str:
+    return os.fspath(log_path) + SNAP_SUFFIX
+
+
+# --------------------------------------------------------------------------- ledger <-> dict
+
+
+def _canonical(state: dict[str, Any]) -> bytes:
+    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+
+
+def ledger_hash(state: dict[str, Any]) -> str:
+    """The blake2b (16 bytes, hex) of a serialised ledger's canonical encoding."""
+    return hashlib.blake2b(_canonical(state), digest_size=16).hexdigest()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _h_of(line: bytes) -> bytes:
+    # A verified line ends with `,"h":"<16 hex>"}\n`.
+    return line[-19:-3]
+
+
+def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY) -> int:
+    """Write ``<log>.snap`` with a snapshot after every ``every`` records; the count written.
+
+    The log is read and verified in full (a corrupt record raises); records past a torn tail
+    get no snapshot. The file is replaced atomically.
+    """
+    if every < 1:
+        raise ValueError("every: expected a positive number of records")
+    path = os.fspath(log_path)
+    reader = LogReader(path)
+    led = Ledger(reader.header.config)
+    apply = led.apply
+    loads = orjson.loads
+    offset = len(_header_line(reader))
+    out: list[bytes] = []
+    for seq, line in reader.lines():
+        apply(loads(line))
+        offset += len(line)
+        if seq % every == 0:
+            state = led.to_dict()
+            meta = {
+                "seq": seq,
+                "offset": offset,
+                "len": len(line),
+                "h": _h_of(line).decode("ascii"),
+                "hash": ledger_hash(state),
+            }
+            # "seq" first, so a reader finds a snapshot without parsing the ledgers before it.
+            out.append(orjson.dumps(meta)[:-1] + b',"ledger":' + _canonical(state) + b"}\n")
+    target = snap_path(path)
+    d = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".snap-", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"".join(out))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise LogError(f"{target}: cannot write: {e.strerror or e}") from None
+    return len(out)
+
+
+def _header_line(reader: LogReader) -> bytes:
+    with _open(reader.path, reader.gz) as fh:
+        return fh.readline()
+
+
+def _open(path: str, gz: bool) -> IO[bytes]:
+    try:
+        if gz:
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open(path, "rb")
+    except OSError as e:
+        raise LogError(f"{path}: cannot open: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------- seeking
+
+
+@attrs.frozen
+class _Snap:
+    seq: int
+    offset: int
+    length: int
+    h: bytes
+    ledger: dict[str, Any]
+
+
+def _load_snapshot(path: str, seq: int) -> _Snap | None:
+    """The last snapshot in ``path`` at or before ``seq``, hash-checked; None if none is."""
+    best: bytes | None = None
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                m = _SEQ_PREFIX.match(line)
+                if m is None:
+                    raise SnapshotError(f"{path}: not a snapshot file (a line without a seq)")
+                if int(m.group(1)) > seq:
+                    break
+                best = line
+    except OSError as e:
+        raise LogError(f"{path}: cannot read: {e.strerror or e}") from None
+    if best is None:
+        return None
+    m = _SEQ_PREFIX.match(best)
+    assert m is not None
+    at = int(m.group(1))
+    try:
+        d = orjson.loads(best)
+        state = d["ledger"]
+        snap = _Snap(at, int(d["offset"]), int(d["len"]), d["h"].encode("ascii"), state)
+        ok = ledger_hash(state) == d["hash"] and state["seq"] == at
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise SnapshotError(
+            f"{path}: snapshot at seq {at} is corrupt (hash mismatch); "
+            "rebuild it with `clearsim snapshot`"
+        )
+    return snap
+
+
+@attrs.frozen
+class SeekResult:
+    """The ledger at the seq asked for, and how it was reached."""
+
+    ledger: Ledger
+    snapshot_seq: int | None  # the snapshot started from (None: no .snap file / none before)
+    replayed: int  # records folded after it
+    torn: TornTail | None  # set only when a full fold found a torn tail
+
+
+def seek(log_path: str | os.PathLike[str], seq: int) -> Ledger:
+    """The ledger after exactly seq ``seq`` (or the last good record), via the snapshots."""
+    return seek_detail(log_path, seq).ledger
+
+
+def seek_detail(log_path: str | os.PathLike[str], seq: int) -> SeekResult:
+    """:func:`seek`, saying which snapshot it started from and how many records it folded."""
+    if seq < 0:
+        raise ValueError("seq: expected a seq >= 0")
+    path = os.fspath(log_path)
+    reader = LogReader(path)
+    config = reader.header.config
+    sp = snap_path(path)
+    snap = _load_snapshot(sp, seq) if os.path.exists(sp) else None
+    if snap is None:
+        led = Ledger(config)
+        start = len(_header_line(reader))
+        return _fold_from(reader, led, None, 0, start, 0, b"", seq)
+    led = Ledger.from_dict(config, snap.ledger)
+    return _fold_from(reader, led, snap.seq, snap.offset, snap.length, snap.seq, snap.h, seq)
+
+
+def _fold_from(
+    reader: LogReader,
+    led: Ledger,
+    snap_seq: int | None,
+    offset: int,
+    length: int,
+    at: int,
+    h: bytes,
+    seq: int,
+) -> SeekResult:
+    """Fold the records after seq ``at`` (whose line, ``length`` bytes ending at ``offset``,
+    has checksum ``h``) up to ``seq``. ``at == 0``: ``length`` is the header line's."""
+    path = reader.path
+    mismatch = SnapshotError(
+        f"{snap_path(path)}: snapshot at seq {at} does not match the log "
+        "(the log changed?); rebuild it with `clearsim snapshot`"
+    )
+    with _open(path, reader.gz) as fh:
+        try:
+            if at == 0:
+                prev = reader.last_h.encode("ascii")  # the header's checksum
+                fh.read(length)
+            else:
+                if reader.gz:
+                    for _ in range(at):  # header + records 1 .. at-1
+                        if not fh.readline():
+                            raise mismatch
+                else:
+                    fh.seek(offset - length)
+                line = fh.readline()
+                if len(line) != length or _h_of(line) != h or orjson.loads(line)["seq"] != at:
+                    raise mismatch
+                prev = h
+        except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError, KeyError) as e:
+            if isinstance(e, SnapshotError):
+                raise
+            raise mismatch from None
+        apply = led.apply
+        loads = orjson.loads
+        expect = at + 1
+        replayed = 0
+        try:
+            while expect <= seq:
+                line = fh.readline()
+                if not line:
+                    break  # the end of the log: the state is the last record's
+                got = unseal(prev, line) if line[-1:] == b"\n" else None
+                if got is None:
+                    return _full_fold(reader, seq)
+                d = loads(line)
+                if type(d) is not dict or d.get("seq") != expect:
+                    return _full_fold(reader, seq)
+                apply(d)
+                prev = got
+                expect += 1
+                replayed += 1
+        except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError):
+            return _full_fold(reader, seq)
+    return SeekResult(led, snap_seq, replayed, None)
+
+
+def _full_fold(reader: LogReader, seq: int) -> SeekResult:
+    """A verified fold from the start (names a corrupt record, reports a torn tail)."""
+    led = Ledger(reader.header.config)
+    apply = led.apply
+    n = 0
+    for d in reader.records():
+        if d["seq"] > seq:
+            break
+        apply(d)
+        n += 1
+    return SeekResult(led, None, n, reader.torn)
