@@ -127,6 +127,42 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
     return len(out)
 
 
+def check_snapshots(log_path: str | os.PathLike[str]) -> tuple[int, str | None]:
+    """Check every snapshot beside ``log_path`` against a fresh fold of the log.
+
+    Returns (snapshots checked, the first problem or None). A snapshot is wrong if its
+    stored hash does not match its own ledger, or the ledger differs from the log's state
+    at its seq.
+    """
+    path = snap_path(log_path)
+    reader = LogReader(log_path)
+    led = Ledger(reader.header.config)
+    loads = orjson.loads
+    try:
+        with open(path, "rb") as f:
+            snaps = [loads(line) for line in f]
+    except OSError as e:
+        raise LogError(f"{path}: cannot read: {e.strerror or e}") from None
+    except orjson.JSONDecodeError:
+        return 0, f"{path}: not a snapshot file"
+    want = iter(snaps)
+    nxt = next(want, None)
+    checked = 0
+    for seq, line in reader.lines():
+        led.apply(loads(line))
+        while nxt is not None and nxt.get("seq") == seq:
+            state = led.to_dict()
+            if ledger_hash(nxt.get("ledger", {})) != nxt.get("hash"):
+                return checked, f"snapshot at seq {seq}: its hash does not match its ledger"
+            if ledger_hash(state) != nxt["hash"]:
+                return checked, f"snapshot at seq {seq}: differs from the log's state there"
+            checked += 1
+            nxt = next(want, None)
+    if nxt is not None:
+        return checked, f"snapshot at seq {nxt.get('seq')} is past the end of the log"
+    return checked, None
+
+
 def _header_line(reader: LogReader) -> bytes:
     with _open(reader.path, reader.gz) as fh:
         return fh.readline()

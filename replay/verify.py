@@ -32,6 +32,7 @@ from events.codec import ENGINE_VERSION, BadRecord, CorruptLog, encode_event, to
 from events.log import LogReader, TornTail
 from events.types import Event, Input
 from replay.rebuild import command_of
+from replay.snapshot import check_snapshots, snap_path
 
 __all__ = ["Divergence", "VerifyResult", "body_of", "conservation_error", "verify"]
 
@@ -301,8 +302,16 @@ def cmd(a: argparse.Namespace) -> int:
     """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
     res = verify(a.log, conservation=not a.no_conservation)
     out, err = report(res)
+    ok = res.ok
+    if ok and os.path.exists(snap_path(a.log)):
+        checked, problem = check_snapshots(a.log)
+        if problem is None:
+            out.append(f"OK {checked} snapshots match the log")
+        else:
+            out.append(f"FAIL {problem}")
+            ok = False
     for line in err:
         print(line, file=sys.stderr)
     for line in out:
         print(line)
-    return 0 if res.ok else 1
+    return 0 if ok else 1
