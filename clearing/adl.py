@@ -3,15 +3,16 @@
 Rank (BitMEX's): for a profitable position, PnL% x effective leverage; for a losing one,
 PnL% / effective leverage, after every profitable one; ties by account id. PnL% is
 unrealised PnL over the entry value, effective leverage notional over equity. Scores are
-exact fractions. Accounts with no equity left come last (they are being liquidated too).
+integers scaled by 10^18. Accounts with no equity left come last (they are being liquidated too).
 Each deleveraged account is closed at the bankruptcy price and gets an event with its
 rank and score.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
-from fractions import Fraction
+from heapq import heapify, heappop
 from typing import TYPE_CHECKING
 
 from clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
@@ -32,32 +33,54 @@ def entry_value(inst: Instrument, q: int, entry_e6: int) -> int:
     return q * entry_e6 * spec.k // ENTRY_SCALE
 
 
-def ranking(
+#: Scores are compared as integers scaled by 10^18 (exact to that precision, no Fraction
+#: arithmetic in the sort); equal scores fall back to the account id.
+SCORE_SCALE = 10**18
+
+
+def _scored(
     ex: Exchange, inst: Instrument, long_side: bool, exclude: str
-) -> list[tuple[Account, Fraction]]:
-    """Holders of ``inst`` on the given side, in ADL order, with their scores."""
+) -> list[tuple[int, int, str, Account]]:
+    """(group, -score, id, account) for every candidate: group 0 profitable, 1 losing,
+    2 no equity left (being liquidated too)."""
     spec = inst.spec
     mark = inst.price_or(None)
     assert mark is not None
-    keyed: list[tuple[int, Fraction, str, Account]] = []
+    sym = spec.symbol
+    keyed: list[tuple[int, int, str, Account]] = []
     for aid, a in inst.holders.items():
         if aid == exclude or a.flagged or aid in (INSURANCE, FEES):
             continue
-        pos = a.positions[spec.symbol]
+        pos = a.positions[sym]
         if (pos.qty > 0) != long_side:
             continue
         equity, _, _ = ex.risk(a)
-        ev = abs(entry_value(inst, pos.qty, pos.entry_e6)) or 1
+        entry = entry_value(inst, pos.qty, pos.entry_e6)
+        ev = abs(entry) or 1
         n = notional(spec, pos.qty, mark)
-        pnl = value(spec, pos.qty, mark) - entry_value(inst, pos.qty, pos.entry_e6)
+        pnl = value(spec, pos.qty, mark) - entry
         if equity <= 0 or n == 0:
-            keyed.append((2, Fraction(0), aid, a))
-        elif pnl > 0:
-            keyed.append((0, -Fraction(pnl * n, ev * equity), aid, a))
-        else:
-            keyed.append((1, -Fraction(pnl * equity, ev * n), aid, a))
-    keyed.sort(key=lambda t: (t[0], t[1], t[2]))
-    return [(a, -score) for _, score, _, a in keyed]
+            keyed.append((2, 0, aid, a))
+        elif pnl > 0:  # PnL% x leverage = (pnl / ev) x (n / equity)
+            keyed.append((0, -(pnl * n * SCORE_SCALE // (ev * equity)), aid, a))
+        else:  # PnL% / leverage = (pnl / ev) / (n / equity)
+            keyed.append((1, -(pnl * equity * SCORE_SCALE // (ev * n)), aid, a))
+    return keyed
+
+
+def ranking(
+    ex: Exchange, inst: Instrument, long_side: bool, exclude: str
+) -> Iterator[tuple[Account, int]]:
+    """Holders of ``inst`` on the given side in ADL order, with their scores (x 10^18).
+
+    A heap, not a sort: an ADL step usually needs only the first few accounts, so the cost
+    is one scoring pass plus O(log n) per account actually deleveraged.
+    """
+    keyed = _scored(ex, inst, long_side, exclude)
+    heapify(keyed)
+    while keyed:
+        _, neg, _, a = heappop(keyed)
+        yield a, -neg
 
 
 def run(
@@ -69,7 +92,7 @@ def run(
     for rank, (c, score) in enumerate(ranking(ex, inst, sign < 0, acct.id), 1):
         x = min(r - done, abs(c.positions[sym].qty))
         val = ex.transfer(acct, c, inst, -sign * x, p_b)
-        text = format(Decimal(score.numerator) / Decimal(score.denominator), ".6f")
+        text = format(Decimal(score) / SCORE_SCALE, ".6f")
         out.append(
             Deleveraged(ex.seq.next(), ex.ts, cause, acct.id, c.id, sym, x, p_b, val, rank, text)
         )
