@@ -6,7 +6,7 @@ projection: it reads only event fields), then times ``fold_fund`` with and witho
 verification and the full ledger fold. Prints ``fold_events_per_s=<n>`` last (the unverified
 fund fold).
 
-    .venv/bin/python bench/replay.py [N]
+    .venv/bin/python bench/fold.py [N]
 """
 
 from __future__ import annotations
