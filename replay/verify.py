@@ -64,7 +64,7 @@ class Divergence:
         a, b = orjson.loads(self.logged), orjson.loads(self.replayed)
         if not isinstance(a, dict) or not isinstance(b, dict):
             return []
-        return sorted(k for k in set(a) | set(b) if a.get(k, ...) != b.get(k, ...))
+        return sorted(k for k in {**a, **b} if a.get(k, ...) != b.get(k, ...))
 
 
 @attrs.define
