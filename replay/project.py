@@ -47,6 +47,8 @@ __all__ = [
     "FundReport",
     "FundRow",
     "Ledger",
+    "Move",
+    "cash_moves",
     "fold_fund",
     "fold_ledger",
     "state_view",
@@ -64,6 +66,65 @@ def _initial_fund(config: dict[str, Any]) -> int:
     ex = config.get("exchange", {})
     decimals = int(ex.get("collateral_decimals", 6))
     return atoms(config.get("insurance_fund", {}).get("initial", "0"), decimals, "initial")
+
+
+# =========================================================================== cash
+
+#: (account, signed atoms, reason)
+Move = tuple[str, int, str]
+
+
+def _pair(a: str, b: str, amount: int, why: str) -> list[Move]:
+    """``amount`` from ``b`` to ``a`` (negative: the other way)."""
+    return [(a, amount, why), (b, -amount, why)]
+
+
+def cash_moves(d: Record) -> list[Move]:
+    """The cash a raw event record moves, per account, with a reason.
+
+    The one place the log's cash semantics are written down: every fold of balances (the
+    ledger, the demo's story) goes through it. For every event type the moves sum to zero
+    except deposits and withdrawals, where cash enters or leaves the exchange.
+    """
+    t = d["type"]
+    if t == "settlement":
+        val, bf, sf = d["value"], d["buyer_fee"], d["seller_fee"]
+        moves: list[Move] = [(d["buyer"], -(val + bf), "trade"), (d["seller"], val - sf, "trade")]
+        if bf or sf:
+            moves.append((FEES, bf + sf, "fee"))
+        return moves
+    if t == "funding":
+        return [(str(a), int(amt), "funding") for a, amt in d["payments"] if amt]
+    if t == "liquidation_fill":
+        to_fund = d["fee"] + d["surplus_to_fund"] - d["fund_paid"]
+        why = "shortfall" if d["fund_paid"] else "liquidation fee"
+        return _pair(INSURANCE, d["account"], to_fund, why) if to_fund else []
+    if t == "deposit":
+        return [(d["account"], d["amount"], "deposit")]
+    if t == "withdrawal":
+        return [(d["account"], -d["amount"], "withdrawal")]
+    if t == "insurance_deposit":
+        return [(INSURANCE, d["amount"], "deposit")]
+    if t == "insurance_payment":
+        return _pair(d["account"], INSURANCE, d["amount"], d["reason"])
+    # Transfers outside the book: ``value`` is what the liquidated account paid for the
+    # change of its position (negative: what it received), paid to the taker-over.
+    if t == "takeover":
+        return _pair(INSURANCE, d["account"], d["value"], "takeover")
+    if t == "backstop_transfer":
+        return _pair(d["backstop"], d["account"], d["value"], "backstop")
+    if t == "deleveraged":
+        return _pair(d["counterparty"], d["account"], d["value"], "adl")
+    if t == "socialized_loss":
+        return _pair(d["account"], CLAWBACK_POOL, d["amount"], "socialized")
+    if t == "clawback":
+        moves = [(str(a), -int(c), "clawback") for a, c in d["charges"]]
+        if d["collected"]:
+            moves.append((CLAWBACK_POOL, d["collected"], "clawback"))
+        return moves
+    if t == "system_debt":
+        return _pair(d["account"], DEBT, d["amount"], "system debt")
+    return []
 
 
 # =========================================================================== ledger
@@ -95,15 +156,9 @@ class Ledger:
             "withdrawal": self._withdrawal,
             "insurance_deposit": self._insurance_deposit,
             "settlement": self._settlement,
-            "funding": self._funding,
-            "liquidation_fill": self._liquidation_fill,
-            "insurance_payment": self._insurance_payment,
             "backstop_transfer": self._backstop,
             "takeover": self._takeover,
             "deleveraged": self._deleveraged,
-            "socialized_loss": self._socialized,
-            "clawback": self._clawback,
-            "system_debt": self._system_debt,
             "mark_price": self._mark,
             "index_price": self._index,
             "param_set": self._param_set,
@@ -117,7 +172,10 @@ class Ledger:
         ts = d["ts"]
         if ts > self.ts:
             self.ts = ts
-        h = self._handlers.get(d["type"])
+        b = self.balances
+        for account, amount, _ in cash_moves(d):
+            b[account] = b.get(account, 0) + amount
+        h = self._handlers.get(d["type"])  # what else than cash the event changes
         if h is not None:
             h(d)
 
@@ -131,10 +189,6 @@ class Ledger:
 
     # -- primitives
 
-    def _move(self, account: str, amount: int) -> None:
-        b = self.balances
-        b[account] = b.get(account, 0) + amount
-
     def _trade(self, account: str, symbol: str, dq: int, price: int) -> None:
         book = self.positions.setdefault(account, {})
         pos = book.get(symbol)
@@ -144,9 +198,7 @@ class Ledger:
         if pos.qty == 0:
             del book[symbol]
 
-    def _transfer(self, frm: str, to: str, symbol: str, dq: int, price: int, val: int) -> None:
-        self._move(frm, -val)
-        self._move(to, val)
+    def _transfer(self, frm: str, to: str, symbol: str, dq: int, price: int) -> None:
         self._trade(frm, symbol, dq, price)
         self._trade(to, symbol, -dq, price)
 
@@ -157,66 +209,31 @@ class Ledger:
     # -- handlers
 
     def _deposit(self, d: Record) -> None:
-        self._move(d["account"], d["amount"])
         nd = self.net_deposits
         nd[d["account"]] = nd.get(d["account"], 0) + d["amount"]
 
     def _withdrawal(self, d: Record) -> None:
-        self._move(d["account"], -d["amount"])
         nd = self.net_deposits
         nd[d["account"]] = nd.get(d["account"], 0) - d["amount"]
 
     def _insurance_deposit(self, d: Record) -> None:
-        self._move(INSURANCE, d["amount"])
         self.net_deposits[INSURANCE] = self.net_deposits.get(INSURANCE, 0) + d["amount"]
 
     def _settlement(self, d: Record) -> None:
-        val, bf, sf = d["value"], d["buyer_fee"], d["seller_fee"]
-        self._move(d["buyer"], -val - bf)
-        self._move(d["seller"], val - sf)
-        self._move(FEES, bf + sf)
         sym, price, qty = d["symbol"], d["price"], d["qty"]
         self._trade(d["buyer"], sym, qty, price)
         self._trade(d["seller"], sym, -qty, price)
         self.last_trade[sym] = price
 
-    def _funding(self, d: Record) -> None:
-        for account, amount in d["payments"]:
-            self._move(account, amount)
-
-    def _liquidation_fill(self, d: Record) -> None:
-        to_fund = d["fee"] + d["surplus_to_fund"] - d["fund_paid"]
-        self._move(d["account"], -to_fund)
-        self._move(INSURANCE, to_fund)
-
-    def _insurance_payment(self, d: Record) -> None:
-        self._move(d["account"], d["amount"])
-        self._move(INSURANCE, -d["amount"])
-
     def _backstop(self, d: Record) -> None:
-        self._transfer(d["account"], d["backstop"], d["symbol"], -d["qty"], d["price"], d["value"])
+        self._transfer(d["account"], d["backstop"], d["symbol"], -d["qty"], d["price"])
 
     def _takeover(self, d: Record) -> None:
-        self._transfer(d["account"], INSURANCE, d["symbol"], -d["qty"], d["price"], d["value"])
+        self._transfer(d["account"], INSURANCE, d["symbol"], -d["qty"], d["price"])
 
     def _deleveraged(self, d: Record) -> None:
         sign = 1 if self.qty(d["account"], d["symbol"]) > 0 else -1
-        self._transfer(
-            d["account"], d["counterparty"], d["symbol"], -sign * d["qty"], d["price"], d["value"]
-        )
-
-    def _socialized(self, d: Record) -> None:
-        self._move(d["account"], d["amount"])
-        self._move(CLAWBACK_POOL, -d["amount"])
-
-    def _clawback(self, d: Record) -> None:
-        for account, charge in d["charges"]:
-            self._move(account, -charge)
-        self._move(CLAWBACK_POOL, d["collected"])
-
-    def _system_debt(self, d: Record) -> None:
-        self._move(d["account"], d["amount"])
-        self._move(DEBT, -d["amount"])
+        self._transfer(d["account"], d["counterparty"], d["symbol"], -sign * d["qty"], d["price"])
 
     def _mark(self, d: Record) -> None:
         self.marks[d["symbol"]] = d["price"]

@@ -31,19 +31,18 @@ from typing import Any, Final
 
 import attrs
 
+from events.codec import event_to_dict
 from events.commands import to_units
 from events.types import (
     BackstopTransfer,
     Clawback,
     Deleveraged,
-    Deposit,
     Event,
     Fill,
     Funding,
     Halt,
     IndexPrice,
     Input,
-    InsuranceDeposit,
     InsurancePayment,
     LiquidationAvoided,
     LiquidationFill,
@@ -57,9 +56,10 @@ from events.types import (
     SocializedLoss,
     SystemDebt,
     Takeover,
-    Withdrawal,
 )
 from orderbook.grid import Grid
+from replay.project import Move
+from replay.project import cash_moves as _raw_cash_moves
 
 __all__ = [
     "CLAWBACK_POOL",
@@ -85,74 +85,15 @@ DEBT: Final = "#debt"
 PPM: Final = 1_000_000
 
 #: (account, atoms, reason): one account's cash change caused by one event.
-Move = tuple[str, int, str]
 
 
 # --------------------------------------------------------------------------- cash
 
 
 def cash_moves(ev: Event) -> list[Move]:
-    """The cash ``ev`` moves: ``(account, signed atoms, reason)`` for each account touched.
-
-    For every event type the moves sum to zero except deposits and withdrawals (cash enters
-    or leaves the exchange), so conservation can be checked on the stream itself.
-    """
-    t = type(ev)
-    if t is Settlement:
-        assert isinstance(ev, Settlement)
-        moves: list[Move] = [
-            (ev.buyer, -(ev.value + ev.buyer_fee), "trade"),
-            (ev.seller, ev.value - ev.seller_fee, "trade"),
-        ]
-        if ev.buyer_fee or ev.seller_fee:
-            moves.append((FEES, ev.buyer_fee + ev.seller_fee, "fee"))
-        return moves
-    if t is LiquidationFill:
-        assert isinstance(ev, LiquidationFill)
-        to_fund = ev.fee + ev.surplus_to_fund - ev.fund_paid
-        if not to_fund:
-            return []
-        why = "shortfall" if ev.fund_paid else "liquidation fee"
-        return [(ev.account, -to_fund, why), (INSURANCE, to_fund, why)]
-    if t is Deposit:
-        assert isinstance(ev, Deposit)
-        return [(ev.account, ev.amount, "deposit")]
-    if t is Withdrawal:
-        assert isinstance(ev, Withdrawal)
-        return [(ev.account, -ev.amount, "withdrawal")]
-    if t is Funding:
-        assert isinstance(ev, Funding)
-        return [(str(a), int(amt), "funding") for a, amt in ev.payments if amt]
-    if t is InsuranceDeposit:
-        assert isinstance(ev, InsuranceDeposit)
-        return [(INSURANCE, ev.amount, "deposit")]
-    if t is InsurancePayment:
-        assert isinstance(ev, InsurancePayment)
-        return [(ev.account, ev.amount, ev.reason), (INSURANCE, -ev.amount, ev.reason)]
-    # Transfers outside the book: ``value`` is what the liquidated account paid for the
-    # change of its position (negative: what it received), paid to the taker-over.
-    if t is Takeover:
-        assert isinstance(ev, Takeover)
-        return [(ev.account, -ev.value, "takeover"), (INSURANCE, ev.value, "takeover")]
-    if t is BackstopTransfer:
-        assert isinstance(ev, BackstopTransfer)
-        return [(ev.account, -ev.value, "backstop"), (ev.backstop, ev.value, "backstop")]
-    if t is Deleveraged:
-        assert isinstance(ev, Deleveraged)
-        return [(ev.account, -ev.value, "adl"), (ev.counterparty, ev.value, "adl")]
-    if t is SocializedLoss:
-        assert isinstance(ev, SocializedLoss)
-        return [(ev.account, ev.amount, "socialized"), (CLAWBACK_POOL, -ev.amount, "socialized")]
-    if t is Clawback:
-        assert isinstance(ev, Clawback)
-        moves = [(str(a), -int(c), "clawback") for a, c in ev.charges]
-        if ev.collected:
-            moves.append((CLAWBACK_POOL, ev.collected, "clawback"))
-        return moves
-    if t is SystemDebt:
-        assert isinstance(ev, SystemDebt)
-        return [(ev.account, ev.amount, "system debt"), (DEBT, -ev.amount, "system debt")]
-    return []
+    """The cash ``ev`` moves: ``(account, signed atoms, reason)`` (see
+    :func:`replay.project.cash_moves`, which this reads through)."""
+    return _raw_cash_moves(event_to_dict(ev))
 
 
 # --------------------------------------------------------------------------- the fund
