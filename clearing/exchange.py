@@ -840,9 +840,7 @@ def _ppm_truncated(text: str) -> int:
 
 
 def _fmt_entry(entry_e6: int, tick_size: str) -> str:
-    d = Decimal(entry_e6) * Decimal(tick_size) / ENTRY_SCALE
-    text = format(d.normalize(), "f")
-    return text
+    return format((Decimal(entry_e6) * Decimal(tick_size) / ENTRY_SCALE).normalize(), "f")
 
 
 def _recordable(raw: dict[str, Any]) -> dict[str, Any]:
