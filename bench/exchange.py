@@ -44,10 +44,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from clearing import Config, Exchange
-from events.sequencer import Sequencer
-from events.types import Event, Fill, OrderCancelled, OrderRejected, Rejected
-from orderbook import OrderBook
+from clearsim.clearing import Config, Exchange
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import Event, Fill, OrderCancelled, OrderRejected, Rejected
+from clearsim.orderbook import OrderBook
 
 SYMBOL = "BTC-USD"
 T0 = 1_700_000_000_000_000  # µs

@@ -16,15 +16,11 @@ import subprocess
 import sys
 import time
 
-# This file is named like the package it measures: keep its own folder off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import orjson
 
-import orjson  # noqa: E402
-
-from events.codec import Header, seal_bytes  # noqa: E402
-from events.log import LogReader, LogWriter  # noqa: E402
-from replay.project import fold_fund, fold_ledger  # noqa: E402
+from clearsim.events.codec import Header, seal_bytes
+from clearsim.events.log import LogReader, LogWriter
+from clearsim.replay.project import fold_fund, fold_ledger
 
 BASE = "/tmp/clearsim_bench_crash.log"
 
@@ -35,7 +31,7 @@ def build(n: int) -> str:
         return path
     if not os.path.exists(BASE):
         subprocess.run(
-            [sys.executable, "-m", "replay.cli", "run", "replay/scenarios/crash.toml", "-o", BASE],
+            [sys.executable, "-m", "clearsim", "run", "replay/scenarios/crash.toml", "-o", BASE],
             check=True,
         )
     reader = LogReader(BASE)

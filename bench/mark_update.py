@@ -46,8 +46,8 @@ import statistics
 import time
 from typing import Any
 
-from clearing import Config, Exchange
-from events.types import LiquidationTriggered, MarkPrice, Rejected
+from clearsim.clearing import Config, Exchange
+from clearsim.events.types import LiquidationTriggered, MarkPrice, Rejected
 
 SYMBOL = "BTC-USD"
 T0 = 1_700_000_000_000_000  # µs

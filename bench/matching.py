@@ -23,19 +23,15 @@ import cProfile
 import gc
 import pstats
 import random
-import sys
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from sortedcontainers import SortedDict
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
-
-from events.sequencer import Sequencer
-from events.types import Event, Fill
-from orderbook import OrderBook
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import Event, Fill
+from clearsim.orderbook import OrderBook
 
 # An operation: (0, order_id, account, side, qty, price, tif) or (1, order_id, account).
 Op = tuple[Any, ...]

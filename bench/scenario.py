@@ -32,10 +32,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from events.log import LogReader
-from replay import scenario as scn
-from replay.runner import run
-from replay.story import Story
+from clearsim.events.log import LogReader
+from clearsim.replay import scenario as scn
+from clearsim.replay.runner import run
+from clearsim.replay.story import Story
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 ``Exchange.from_toml(path)`` / ``Exchange.from_dict(d)``, then ``apply(command) -> events``.
 """
 
-from clearing.config import Config, ConfigError
-from clearing.exchange import Exchange
+from clearsim.clearing.config import Config, ConfigError
+from clearsim.clearing.exchange import Exchange
 
 __all__ = ["Config", "ConfigError", "Exchange"]

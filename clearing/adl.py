@@ -15,14 +15,14 @@ from decimal import Decimal
 from heapq import heapify, heappop
 from typing import TYPE_CHECKING
 
-from clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
-from clearing.instrument import Instrument
-from clearing.margin import notional, value
-from events.types import Deleveraged
+from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
+from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.margin import notional, value
+from clearsim.events.types import Deleveraged
 
 if TYPE_CHECKING:
-    from clearing.exchange import Exchange
-    from events.types import Event
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.events.types import Event
 
 
 def entry_value(inst: Instrument, q: int, entry_e6: int) -> int:

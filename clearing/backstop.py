@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clearing.accounts import Account
-from clearing.instrument import Instrument
-from clearing.margin import initial, notional, value
-from events.types import BackstopTransfer
+from clearsim.clearing.accounts import Account
+from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.margin import initial, notional, value
+from clearsim.events.types import BackstopTransfer
 
 if TYPE_CHECKING:
-    from clearing.exchange import Exchange
-    from events.types import Event
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.events.types import Event
 
 
 def capacity(ex: Exchange, b: Account, inst: Instrument, dq: int, p_b: int) -> int:

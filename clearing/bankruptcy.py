@@ -17,9 +17,9 @@ bankruptcy rating ``ABR = clamp(BA x (1 - E / MM), 0, 1)``.
 
 from __future__ import annotations
 
-from clearing.config import InstrumentSpec
-from clearing.margin import MAX_PRICE, maintenance, notional, value
-from clearing.rounding import PPM
+from clearsim.clearing.config import InstrumentSpec
+from clearsim.clearing.margin import MAX_PRICE, maintenance, notional, value
+from clearsim.clearing.rounding import PPM
 
 
 def price_for_value(spec: InstrumentSpec, dq: int, target: int) -> int:

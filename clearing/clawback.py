@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clearing.accounts import Account
-from clearing.rounding import PPM, split_largest_remainder
-from events.types import Clawback, SocializedLoss
+from clearsim.clearing.accounts import Account
+from clearsim.clearing.rounding import PPM, split_largest_remainder
+from clearsim.events.types import Clawback, SocializedLoss
 
 if TYPE_CHECKING:
-    from clearing.exchange import Exchange
-    from events.types import Event
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.events.types import Event
 
 
 def socialise(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from clearing.presets import PRESETS, with_preset
-from clearing.rounding import PPM
+from clearsim.clearing.presets import PRESETS, with_preset
+from clearsim.clearing.rounding import PPM
 
 KINDS = ("linear_perpetual", "inverse_perpetual", "linear_future")
 MARK_POLICIES = ("oracle", "median", "mid")

@@ -21,19 +21,27 @@ from typing import Any
 
 import orjson
 
-from clearing import clawback, liquidation
-from clearing import funding as fnd
-from clearing.accounts import CLAWBACK_POOL, DEBT, ENTRY_SCALE, FEES, INSURANCE, SYSTEM, Account
-from clearing.config import Config, fmt_atoms
-from clearing.instrument import Instrument
-from clearing.margin import initial, liquidation_price, maintenance, notional, value
-from clearing.mark import median_mark
-from clearing.params import ParamError, apply_set
-from clearing.rounding import PPM
-from events import commands as C
-from events.commands import parse_command, to_units
-from events.sequencer import Sequencer
-from events.types import (
+from clearsim.clearing import clawback, liquidation
+from clearsim.clearing import funding as fnd
+from clearsim.clearing.accounts import (
+    CLAWBACK_POOL,
+    DEBT,
+    ENTRY_SCALE,
+    FEES,
+    INSURANCE,
+    SYSTEM,
+    Account,
+)
+from clearsim.clearing.config import Config, fmt_atoms
+from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
+from clearsim.clearing.mark import median_mark
+from clearsim.clearing.params import ParamError, apply_set
+from clearsim.clearing.rounding import PPM
+from clearsim.events import commands as C
+from clearsim.events.commands import parse_command, to_units
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import (
     Deposit,
     Event,
     Fill,
@@ -51,7 +59,7 @@ from events.types import (
     SystemDebt,
     Withdrawal,
 )
-from orderbook.grid import GridError
+from clearsim.orderbook.grid import GridError
 
 #: Largest accepted ``ts`` (µs): keeps every record encodable as a 64-bit JSON integer.
 MAX_TS = 2**62

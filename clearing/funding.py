@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from clearing.config import InstrumentSpec
-from clearing.margin import notional
-from clearing.rounding import PPM, split_largest_remainder
+from clearsim.clearing.config import InstrumentSpec
+from clearsim.clearing.margin import notional
+from clearsim.clearing.rounding import PPM, split_largest_remainder
 
 #: The ±0.05% band around the interest rate in the funding formula.
 PREMIUM_BAND_PPM = 500

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from clearing import funding as fnd
-from clearing.accounts import Account, Position
-from clearing.breaker import Breaker
-from clearing.config import InstrumentSpec
-from clearing.liqindex import LiquidationIndex
-from events.sequencer import Sequencer
-from orderbook.book import OrderBook
-from orderbook.grid import Grid
+from clearsim.clearing import funding as fnd
+from clearsim.clearing.accounts import Account, Position
+from clearsim.clearing.breaker import Breaker
+from clearsim.clearing.config import InstrumentSpec
+from clearsim.clearing.liqindex import LiquidationIndex
+from clearsim.events.sequencer import Sequencer
+from clearsim.orderbook.book import OrderBook
+from clearsim.orderbook.grid import Grid
 
 
 class Instrument:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clearing import adl, backstop, clawback, takeover
-from clearing.accounts import Account
-from clearing.bankruptcy import bankruptcy_price, fillable_price
-from clearing.instrument import Instrument
-from clearing.margin import notional, value
-from clearing.rounding import PPM
-from events.types import (
+from clearsim.clearing import adl, backstop, clawback, takeover
+from clearsim.clearing.accounts import Account
+from clearsim.clearing.bankruptcy import bankruptcy_price, fillable_price
+from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.margin import notional, value
+from clearsim.clearing.rounding import PPM
+from clearsim.events.types import (
     Fill,
     InsurancePayment,
     LiquidationAvoided,
@@ -29,8 +29,8 @@ from events.types import (
 )
 
 if TYPE_CHECKING:
-    from clearing.exchange import Exchange
-    from events.types import Event
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.events.types import Event
 
 
 def liquidate(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 
-from clearing.config import InstrumentSpec, Tier
-from clearing.rounding import PPM
+from clearsim.clearing.config import InstrumentSpec, Tier
+from clearsim.clearing.rounding import PPM
 
 #: Prices are searched in [1, MAX_PRICE] ticks.
 MAX_PRICE = 10**15

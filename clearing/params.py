@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from clearing.config import Config, ConfigError
+from clearsim.clearing.config import Config, ConfigError
 
 _IMMUTABLE = {
     "exchange.collateral", "exchange.collateral_decimals", "exchange.preset",

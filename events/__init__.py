@@ -1,6 +1,7 @@
 """Events, commands, the canonical codec and the append-only log; imports nothing of ours."""
 
-from events.codec import (
+from clearsim.events.codec import (
+    ENGINE_VERSION,
     FORMAT_VERSION,
     BadRecord,
     CorruptLog,
@@ -11,12 +12,13 @@ from events.codec import (
     NotALog,
     UnknownFormat,
 )
-from events.commands import COMMAND_TYPES, Command, parse_command, to_units
-from events.log import LogReader, LogWriter, TornTail, read_log
-from events.types import EVENT_TYPES, Event
+from clearsim.events.commands import COMMAND_TYPES, Command, parse_command, to_units
+from clearsim.events.log import LogReader, LogWriter, TornTail, read_log
+from clearsim.events.types import EVENT_TYPES, Event
 
 __all__ = [
     "COMMAND_TYPES",
+    "ENGINE_VERSION",
     "EVENT_TYPES",
     "FORMAT_VERSION",
     "BadRecord",

@@ -29,7 +29,7 @@ from typing import Any, Final, Union
 import attrs
 import orjson
 
-from events.types import EVENT_TYPES, Event, Input
+from clearsim.events.types import EVENT_TYPES, Event, Input
 
 __all__ = [
     "ENGINE_VERSION",

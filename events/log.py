@@ -28,7 +28,7 @@ from typing import IO, Any, Final
 import attrs
 import orjson
 
-from events.codec import (
+from clearsim.events.codec import (
     BadRecord,
     CorruptLog,
     Header,
@@ -45,7 +45,7 @@ from events.codec import (
     to_event,
     unseal,
 )
-from events.types import Event
+from clearsim.events.types import Event
 
 __all__ = [
     "MAX_LINE",

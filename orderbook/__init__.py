@@ -3,7 +3,7 @@
 Imports only ``events``; knows nothing of money, margin or accounts' balances.
 """
 
-from orderbook.book import REJECT_REASONS, STP_MODES, OrderBook, RestingOrder
-from orderbook.grid import Grid, GridError
+from clearsim.orderbook.book import REJECT_REASONS, STP_MODES, OrderBook, RestingOrder
+from clearsim.orderbook.grid import Grid, GridError
 
 __all__ = ["REJECT_REASONS", "STP_MODES", "Grid", "GridError", "OrderBook", "RestingOrder"]

@@ -58,8 +58,8 @@ from typing import Any
 import attrs
 from sortedcontainers import SortedList
 
-from events.sequencer import Sequencer
-from events.types import (
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import (
     Event,
     Fill,
     OrderAccepted,

@@ -22,9 +22,9 @@ from typing import Any
 import attrs
 import orjson
 
-from clearing import Config, Exchange
-from clearing.config import fmt_atoms
-from events.log import LogReader, TornTail
+from clearsim.clearing import Config, Exchange
+from clearsim.clearing.config import fmt_atoms
+from clearsim.events.log import LogReader, TornTail
 
 __all__ = [
     "Cascade",

@@ -15,18 +15,25 @@ from typing import NoReturn
 import orjson
 import structlog
 
-from clearing import Config, ConfigError
-from events.codec import LogError
-from replay import cascade, demo, scenario
-from replay import diff as diff_
-from replay import verify as verify_
-from replay.cascade import CascadeError
-from replay.project import fold_fund, fold_ledger, fund_csv, fund_json, fund_text, state_view
-from replay.rebuild import rebuild
-from replay.render import state_text
-from replay.runner import InputError, read_commands, run
-from replay.scenario import ScenarioError
-from replay.snapshot import DEFAULT_EVERY, seek_detail, snap_path, write_snapshots
+from clearsim.clearing import Config, ConfigError
+from clearsim.events.codec import LogError
+from clearsim.replay import cascade, demo, scenario
+from clearsim.replay import diff as diff_
+from clearsim.replay import verify as verify_
+from clearsim.replay.cascade import CascadeError
+from clearsim.replay.project import (
+    fold_fund,
+    fold_ledger,
+    fund_csv,
+    fund_json,
+    fund_text,
+    state_view,
+)
+from clearsim.replay.rebuild import rebuild
+from clearsim.replay.render import state_text
+from clearsim.replay.runner import InputError, read_commands, run
+from clearsim.replay.scenario import ScenarioError
+from clearsim.replay.snapshot import DEFAULT_EVERY, seek_detail, snap_path, write_snapshots
 
 log = structlog.get_logger("clearsim")
 

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from events.log import LogReader
-from replay import scenario as scn
-from replay.runner import run
-from replay.story import Story, render
+from clearsim.events.log import LogReader
+from clearsim.replay import scenario as scn
+from clearsim.replay.runner import run
+from clearsim.replay.story import Story, render
 
 
 def main(

@@ -22,13 +22,13 @@ from typing import Any
 import attrs
 import orjson
 
-from clearing import Config, Exchange
-from clearing.config import fmt_atoms
-from events.codec import to_event
-from events.log import LogReader, TornTail
-from events.types import Clawback, Input, SocializedLoss
-from replay.rebuild import command_of
-from replay.verify import body_of
+from clearsim.clearing import Config, Exchange
+from clearsim.clearing.config import fmt_atoms
+from clearsim.events.codec import to_event
+from clearsim.events.log import LogReader, TornTail
+from clearsim.events.types import Clawback, Input, SocializedLoss
+from clearsim.replay.rebuild import command_of
+from clearsim.replay.verify import body_of
 
 __all__ = ["DiffResult", "diff", "report"]
 

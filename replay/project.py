@@ -31,14 +31,22 @@ from typing import IO, Any, Final
 import attrs
 import orjson
 
-from clearing.accounts import CLAWBACK_POOL, DEBT, ENTRY_SCALE, FEES, INSURANCE, SYSTEM, Position
-from clearing.config import Config, atoms, fmt_atoms
-from clearing.margin import initial, liquidation_price, maintenance, notional, value
-from clearing.params import apply_set
-from events.codec import event_to_dict, unseal
-from events.log import LogReader, TornTail
-from events.types import Event
-from orderbook.grid import Grid
+from clearsim.clearing.accounts import (
+    CLAWBACK_POOL,
+    DEBT,
+    ENTRY_SCALE,
+    FEES,
+    INSURANCE,
+    SYSTEM,
+    Position,
+)
+from clearsim.clearing.config import Config, atoms, fmt_atoms
+from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
+from clearsim.clearing.params import apply_set
+from clearsim.events.codec import event_to_dict, unseal
+from clearsim.events.log import LogReader, TornTail
+from clearsim.events.types import Event
+from clearsim.orderbook.grid import Grid
 
 __all__ = [
     "AdlRow",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from clearing import Config, Exchange
-from events.log import LogReader
-from events.types import Input
+from clearsim.clearing import Config, Exchange
+from clearsim.events.log import LogReader
+from clearsim.events.types import Input
 
 
 def command_of(ev: Input) -> object:

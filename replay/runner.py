@@ -9,10 +9,10 @@ from pathlib import Path
 import attrs
 import orjson
 
-from clearing import Config, Exchange
-from events.codec import Header
-from events.log import LogWriter
-from events.types import Rejected
+from clearsim.clearing import Config, Exchange
+from clearsim.events.codec import Header
+from clearsim.events.log import LogWriter
+from clearsim.events.types import Rejected
 
 #: A command line longer than this is refused as one malformed command, not read whole.
 MAX_COMMAND_LINE = 1 << 20

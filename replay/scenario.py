@@ -97,11 +97,11 @@ from typing import Any, Final
 
 import attrs
 
-from clearing import Config, ConfigError
-from clearing.config import InstrumentSpec, fmt_atoms
-from clearing.margin import notional, value
-from events.commands import parse_command, to_units
-from orderbook.grid import Grid, GridError
+from clearsim.clearing import Config, ConfigError
+from clearsim.clearing.config import InstrumentSpec, fmt_atoms
+from clearsim.clearing.margin import notional, value
+from clearsim.events.commands import parse_command, to_units
+from clearsim.orderbook.grid import Grid, GridError
 
 __all__ = [
     "Jump",
@@ -613,7 +613,7 @@ def bundled(name: str = "crash") -> Scenario:
     """A scenario shipped inside the package (``replay/scenarios/<name>.toml``)."""
     from importlib import resources
 
-    res = resources.files("replay").joinpath("scenarios", f"{name}.toml")
+    res = resources.files("clearsim.replay").joinpath("scenarios", f"{name}.toml")
     try:
         data = tomllib.loads(res.read_text(encoding="utf-8"))
     except (OSError, FileNotFoundError) as e:

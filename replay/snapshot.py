@@ -32,9 +32,9 @@ from typing import IO, Any, Final
 import attrs
 import orjson
 
-from events.codec import LogError, unseal
-from events.log import LogReader, TornTail
-from replay.project import Ledger
+from clearsim.events.codec import LogError, unseal
+from clearsim.events.log import LogReader, TornTail
+from clearsim.replay.project import Ledger
 
 __all__ = [
     "SNAP_SUFFIX",

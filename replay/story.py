@@ -31,9 +31,9 @@ from typing import Any, Final
 
 import attrs
 
-from events.codec import event_to_dict
-from events.commands import to_units
-from events.types import (
+from clearsim.events.codec import event_to_dict
+from clearsim.events.commands import to_units
+from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
     Deleveraged,
@@ -57,9 +57,9 @@ from events.types import (
     SystemDebt,
     Takeover,
 )
-from orderbook.grid import Grid
-from replay.project import Move
-from replay.project import cash_moves as _raw_cash_moves
+from clearsim.orderbook.grid import Grid
+from clearsim.replay.project import Move
+from clearsim.replay.project import cash_moves as _raw_cash_moves
 
 __all__ = [
     "CLAWBACK_POOL",

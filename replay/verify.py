@@ -27,12 +27,12 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from clearing import Config, Exchange
-from events.codec import ENGINE_VERSION, BadRecord, CorruptLog, encode_event, to_event
-from events.log import LogReader, TornTail
-from events.types import Event, Input
-from replay.rebuild import command_of
-from replay.snapshot import check_snapshots, snap_path
+from clearsim.clearing import Config, Exchange
+from clearsim.events.codec import ENGINE_VERSION, BadRecord, CorruptLog, encode_event, to_event
+from clearsim.events.log import LogReader, TornTail
+from clearsim.events.types import Event, Input
+from clearsim.replay.rebuild import command_of
+from clearsim.replay.snapshot import check_snapshots, snap_path
 
 __all__ = ["Divergence", "VerifyResult", "body_of", "conservation_error", "verify"]
 

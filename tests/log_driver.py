@@ -18,14 +18,12 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from clearsim.clearing import Config, Exchange
+from clearsim.events.codec import Header
+from clearsim.events.log import LogWriter
+from clearsim.replay import scenario
 
-from clearing import Config, Exchange  # noqa: E402
-from events.codec import Header  # noqa: E402
-from events.log import LogWriter  # noqa: E402
-from replay import scenario  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load(path: str | Path, steps: int | None = None) -> tuple[Config, list[object], int]:

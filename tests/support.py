@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from clearing import Config, Exchange
-from events.types import Event, Rejected
+from clearsim.clearing import Config, Exchange
+from clearsim.events.types import Event, Rejected
 
 T0 = 1_700_000_000_000_000
 

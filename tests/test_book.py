@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from events.sequencer import Sequencer
-from events.types import (
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import (
     Event,
     Fill,
     OrderAccepted,
@@ -16,7 +16,7 @@ from events.types import (
     OrderExpired,
     OrderRejected,
 )
-from orderbook import REJECT_REASONS, OrderBook
+from clearsim.orderbook import REJECT_REASONS, OrderBook
 
 # events.types' classes are built by a decorator mypy cannot see through (see book.py).
 _Fill: Any = Fill

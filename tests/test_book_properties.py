@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from events.sequencer import Sequencer
-from events.types import (
+from clearsim.events.sequencer import Sequencer
+from clearsim.events.types import (
     Event,
     Fill,
     OrderAccepted,
@@ -30,8 +30,8 @@ from events.types import (
     OrderExpired,
     OrderRejected,
 )
-from orderbook import OrderBook
-from orderbook import book as book_module
+from clearsim.orderbook import OrderBook
+from clearsim.orderbook import book as book_module
 
 # events.types' classes are built by a decorator mypy cannot see through (see book.py).
 _Fill: Any = Fill

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_verify import assert_user_error, cli, write_log
 
-from replay.cascade import cascades, render_json, render_text
+from clearsim.replay.cascade import cascades, render_json, render_text
 
 ROOT = 46  # the seller's order, the last input (seq read off the log once, by hand)
 
@@ -76,8 +76,8 @@ def test_cli_text_and_json(log: Path) -> None:
 def test_no_liquidations(tmp_path: Path) -> None:
     from test_verify import T0, waterfall_config
 
-    from clearing import Config
-    from replay.runner import run
+    from clearsim.clearing import Config
+    from clearsim.replay.runner import run
 
     p = tmp_path / "calm.log"
     run(

@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 import pytest
 
-from events.codec import seal
-from events.log import LogReader
+from clearsim.events.codec import seal
+from clearsim.events.log import LogReader
 
 T0 = 1_700_000_000_000_000
 
@@ -75,7 +75,7 @@ def clearsim_argv() -> list[str]:
     script = Path(sys.executable).with_name("clearsim")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "replay.cli"]
+    return [sys.executable, "-m", "clearsim"]
 
 
 def cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.codec import (
+from clearsim.events.codec import (
     ENGINE_VERSION,
     FORMAT_VERSION,
     BadRecord,
@@ -36,7 +36,7 @@ from events.codec import (
     unseal,
     validate_event,
 )
-from events.types import EVENT_TYPES, Event, Fill, Funding, Input
+from clearsim.events.types import EVENT_TYPES, Event, Fill, Funding, Input
 
 # --------------------------------------------------------------------------- strategies
 

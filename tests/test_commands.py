@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import commands as cmd
-from events.commands import (
+from clearsim.events import commands as cmd
+from clearsim.events.commands import (
     COMMAND_TYPES,
     command_to_dict,
     load_command_line,
@@ -412,8 +412,8 @@ def test_to_units_inverts_formatting(units: int, decimals: int) -> None:
 
 
 def test_accepted_command_line_always_fits_an_input_record() -> None:
-    from events.codec import encode_event
-    from events.types import Input
+    from clearsim.events.codec import encode_event
+    from clearsim.events.types import Input
 
     deepest = b'{"a":' * 253 + b"1" + b"}" * 253
     got = load_command_line(deepest)
@@ -424,7 +424,7 @@ def test_accepted_command_line_always_fits_an_input_record() -> None:
 def test_field_table_matches_classes() -> None:
     import attrs
 
-    from events.commands import _FIELDS
+    from clearsim.events.commands import _FIELDS
 
     assert set(_FIELDS) == set(COMMAND_TYPES)
     for t, cls in COMMAND_TYPES.items():

@@ -43,8 +43,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from clearing import Config, Exchange
-from events.types import (
+from clearsim.clearing import Config, Exchange
+from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
     Deleveraged,

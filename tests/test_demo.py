@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from test_scenario import SMALL
 
-from clearing import Exchange
-from events.log import LogReader
-from events.types import (
+from clearsim.clearing import Exchange
+from clearsim.events.log import LogReader
+from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
     Deleveraged,
@@ -40,8 +40,8 @@ from events.types import (
     SocializedLoss,
     SystemDebt,
 )
-from replay import scenario as scn
-from replay.story import INSURANCE, FundChange, Story, cash_moves, render
+from clearsim.replay import scenario as scn
+from clearsim.replay.story import INSURANCE, FundChange, Story, cash_moves, render
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADINGS = (
@@ -56,7 +56,7 @@ HEADINGS = (
 
 def _clearsim(*args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("clearsim")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "replay.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "clearsim"]
     return subprocess.run(
         [*cmd, *args],
         capture_output=True,

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from test_conservation import CommandGen, make_config
 
-from clearing import Config, Exchange
-from events.log import read_log
-from events.types import Event, Input
-from replay.rebuild import command_of, rebuild
-from replay.runner import read_commands
+from clearsim.clearing import Config, Exchange
+from clearsim.events.log import read_log
+from clearsim.events.types import Event, Input
+from clearsim.replay.rebuild import command_of, rebuild
+from clearsim.replay.runner import read_commands
 
 HASH_SEEDS = ("0", "1", "12345")
 
@@ -109,7 +109,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def clearsim_argv() -> list[str]:
     script = Path(sys.executable).with_name("clearsim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "replay.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "clearsim"]
 
 
 def run_cli(cfg: Path, cmds: Path, out: Path, hash_seed: str) -> None:

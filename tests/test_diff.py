@@ -12,7 +12,7 @@ from pathlib import Path
 
 from test_verify import assert_user_error, cli, lines_of, write_log
 
-from replay.diff import diff
+from clearsim.replay.diff import diff
 
 
 def test_identical_logs(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import Driver, config, exchange, rejected
 
-from events.types import (
+from clearsim.events.types import (
     Fill,
     Funding,
     Input,

@@ -17,11 +17,11 @@ from types import ModuleType
 
 import pytest
 
-from clearing import Config, Exchange
-from events.codec import encode_event
-from events.log import LogReader
-from events.types import Input
-from replay.rebuild import command_of
+from clearsim.clearing import Config, Exchange
+from clearsim.events.codec import encode_event
+from clearsim.events.log import LogReader
+from clearsim.events.types import Input
+from clearsim.replay.rebuild import command_of
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = ROOT / "fixtures"
@@ -43,7 +43,7 @@ NAMES: tuple[str, ...] = fx.FIXTURES
 
 def clearsim_argv() -> list[str]:
     script = Path(sys.executable).with_name("clearsim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "replay.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "clearsim"]
 
 
 def _first_difference(a: bytes, b: bytes) -> str:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderbook import Grid, GridError
+from clearsim.orderbook import Grid, GridError
 
 
 def test_price_and_qty_parse_to_whole_steps() -> None:

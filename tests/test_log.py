@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import events.log as log_mod
-from events.codec import (
+import clearsim.events.log as log_mod
+from clearsim.events.codec import (
     BadRecord,
     CorruptLog,
     Header,
@@ -31,8 +31,8 @@ from events.codec import (
     encode_event,
     seal,
 )
-from events.log import LogReader, LogWriter, TornTail, read_log
-from events.types import EVENT_TYPES, Event, Input
+from clearsim.events.log import LogReader, LogWriter, TornTail, read_log
+from clearsim.events.types import EVENT_TYPES, Event, Input
 
 HEADER = Header.new({"exchange": {"collateral": "USDT", "collateral_decimals": 6}}, seed=7)
 
@@ -96,7 +96,7 @@ def raw_log(header: Header, bodies: list[bytes]) -> bytes:
 
 
 def _header_body(header: Header) -> bytes:
-    from events.codec import encode_header
+    from clearsim.events.codec import encode_header
 
     return encode_header(header)
 

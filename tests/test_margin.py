@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from support import config
 
-from clearing import Config, ConfigError
-from clearing.margin import (
+from clearsim.clearing import Config, ConfigError
+from clearsim.clearing.margin import (
     initial,
     liquidatable_at,
     liquidation_price,
@@ -19,7 +19,7 @@ from clearing.margin import (
     tier_for,
     value,
 )
-from clearing.rounding import ceil_div, ppm_up, split_largest_remainder
+from clearsim.clearing.rounding import ceil_div, ppm_up, split_largest_remainder
 
 USDT = 10**6
 

@@ -44,10 +44,10 @@ from typing import Any
 import pytest
 from test_conservation import CommandGen, make_config
 
-from clearing import Config, Exchange
-from events.codec import CorruptLog, Header
-from events.log import LogReader, LogWriter
-from events.types import (
+from clearsim.clearing import Config, Exchange
+from clearsim.events.codec import CorruptLog, Header
+from clearsim.events.log import LogReader, LogWriter
+from clearsim.events.types import (
     Clawback,
     Deleveraged,
     Deposit,
@@ -63,7 +63,7 @@ from events.types import (
     Takeover,
     Withdrawal,
 )
-from replay.project import (
+from clearsim.replay.project import (
     FundFold,
     Ledger,
     fold_fund,
@@ -232,7 +232,7 @@ def test_fund_torn_tail_and_corruption(log: Path, tmp_path: Path) -> None:
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "replay.cli", *map(str, args)],
+        [sys.executable, "-m", "clearsim", *map(str, args)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

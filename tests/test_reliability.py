@@ -27,10 +27,10 @@ from types import ModuleType
 import orjson
 import pytest
 
-from clearing import Config
-from events.codec import CorruptLog, LineTooLong, LogError, NotALog, UnknownFormat, seal
-from events.log import MAX_LINE, LogReader
-from replay.runner import read_commands
+from clearsim.clearing import Config
+from clearsim.events.codec import CorruptLog, LineTooLong, LogError, NotALog, UnknownFormat, seal
+from clearsim.events.log import MAX_LINE, LogReader
+from clearsim.replay.runner import read_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).resolve().with_name("log_driver.py")
@@ -52,7 +52,7 @@ SCENARIO = "long_cascade"  # a scenario fixture: population, makers, a crash, ev
 
 def clearsim_argv() -> list[str]:
     script = Path(sys.executable).with_name("clearsim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "replay.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "clearsim"]
 
 
 def _env(**extra: str) -> dict[str, str]:

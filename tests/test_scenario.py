@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from clearing import Config
-from events.log import LogReader
-from events.types import Input, ParamSet, Rejected
-from replay import scenario as scn
-from replay.runner import run
-from replay.scenario import ScenarioError
+from clearsim.clearing import Config
+from clearsim.events.log import LogReader
+from clearsim.events.types import Input, ParamSet, Rejected
+from clearsim.replay import scenario as scn
+from clearsim.replay.runner import run
+from clearsim.replay.scenario import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = ROOT.parent / "shared" / "data" / "bitmex" / "XBTUSD-1m-2020-03-12.json"
@@ -380,7 +380,7 @@ def test_commands_are_in_ts_order_and_valid(
 ) -> None:
     ts = [c["ts"] for c in small_commands]
     assert ts == sorted(ts)
-    from events.commands import parse_command
+    from clearsim.events.commands import parse_command
 
     assert not [c for c in small_commands if isinstance(parse_command(c), str)]
     index = [c for c in small_commands if c["type"] == "index_price"]
@@ -628,7 +628,7 @@ def test_bundled_crash_scenario_ships_with_the_package() -> None:
     p = sc.prices()
     assert min(p) <= p[0] * 70 // 100  # a drop of 30% or more
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "scenarios/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["replay"]
+    assert "scenarios/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["clearsim.replay"]
     with pytest.raises(ScenarioError, match="bundled scenario 'nope'"):
         scn.bundled("nope")
 
@@ -639,7 +639,7 @@ def test_bundled_crash_scenario_ships_with_the_package() -> None:
 def _clearsim(*args: str, hashseed: str = "0") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     return subprocess.run(
-        [sys.executable, "-m", "replay.cli", *args],
+        [sys.executable, "-m", "clearsim", *args],
         capture_output=True,
         text=True,
         env=env,

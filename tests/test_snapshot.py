@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 import pytest
 
-from events.log import LogReader
-from replay.project import Ledger, fold_ledger, state_view
-from replay.snapshot import (
+from clearsim.events.log import LogReader
+from clearsim.replay.project import Ledger, fold_ledger, state_view
+from clearsim.replay.snapshot import (
     SnapshotError,
     seek,
     seek_detail,
@@ -167,7 +167,7 @@ def test_torn_tail(log: Path, golden: Any) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "replay.cli", *args],
+        [sys.executable, "-m", "clearsim", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

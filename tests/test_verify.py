@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from clearing import Config
-from events.codec import seal
-from replay.runner import run
-from replay.verify import verify
+from clearsim.clearing import Config
+from clearsim.events.codec import seal
+from clearsim.replay.runner import run
+from clearsim.replay.verify import verify
 
 T0 = 1_700_000_000_000_000
 
@@ -96,7 +96,7 @@ def seq_of(lines: list[bytes], type_: str) -> int:
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("clearsim")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "replay.cli"]
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "clearsim"]
     return subprocess.run(
         [*argv, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -194,7 +194,7 @@ def test_extra_event_in_the_log(log: Path) -> None:
 
 
 def test_conservation_break_is_found(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clearing.exchange import Exchange
+    from clearsim.clearing.exchange import Exchange
 
     real = Exchange.apply
 
@@ -218,7 +218,7 @@ def test_cli_errors(tmp_path: Path) -> None:
 
 
 def test_snapshots_beside_the_log_are_checked(log: Path) -> None:
-    from replay.snapshot import ledger_hash, snap_path, write_snapshots
+    from clearsim.replay.snapshot import ledger_hash, snap_path, write_snapshots
 
     assert write_snapshots(log, every=5) > 2
     r = cli("verify", log)

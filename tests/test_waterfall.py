@@ -15,9 +15,9 @@ from typing import Any
 
 from support import Driver
 
-from clearing import Config, Exchange
-from clearing.adl import ranking
-from events.types import (
+from clearsim.clearing import Config, Exchange
+from clearsim.clearing.adl import ranking
+from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
     Deleveraged,
