@@ -18,6 +18,7 @@ import attrs
 
 from clearsim.clearing.presets import PRESETS, with_preset
 from clearsim.clearing.rounding import PPM
+from clearsim.events.errors import ClearsimError
 
 KINDS = ("linear_perpetual", "inverse_perpetual", "linear_future")
 MARK_POLICIES = ("oracle", "median", "mid")
@@ -29,7 +30,7 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
-class ConfigError(ValueError):
+class ConfigError(ClearsimError, ValueError):
     """A configuration that cannot be run; ``str()`` is one line naming the key."""
 
 

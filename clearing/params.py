@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from clearsim.clearing.config import Config, ConfigError
+from clearsim.events.errors import ClearsimError
 
 _IMMUTABLE = {
     "exchange.collateral", "exchange.collateral_decimals", "exchange.preset",
@@ -26,7 +27,7 @@ _IMMUTABLE_INSTRUMENT = {"symbol", "kind", "tick_size", "lot_size"}
 _INT = re.compile(r"^-?[0-9]{1,18}$")
 
 
-class ParamError(ValueError):
+class ParamError(ClearsimError, ValueError):
     """A ``set`` that cannot be applied; ``str()`` is the rejection reason."""
 
 

@@ -13,6 +13,7 @@ from clearsim.events.codec import (
     UnknownFormat,
 )
 from clearsim.events.commands import COMMAND_TYPES, Command, parse_command, to_units
+from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, LogWriter, TornTail, read_log
 from clearsim.events.types import EVENT_TYPES, Event
 
@@ -22,6 +23,7 @@ __all__ = [
     "EVENT_TYPES",
     "FORMAT_VERSION",
     "BadRecord",
+    "ClearsimError",
     "Command",
     "CorruptLog",
     "Event",

@@ -29,6 +29,7 @@ from typing import Any, Final, Union
 import attrs
 import orjson
 
+from clearsim.events.errors import ClearsimError
 from clearsim.events.types import EVENT_TYPES, Event, Input
 
 __all__ = [
@@ -80,7 +81,7 @@ _RESERVED_KEYS: Final = frozenset({"type", "h"})
 # --------------------------------------------------------------------------- errors
 
 
-class LogError(Exception):
+class LogError(ClearsimError):
     """Anything wrong with a log file or record; ``str()`` is one line, fit for ``error: ...``."""
 
     def __init__(self, message: str) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from clearsim.events.errors import ClearsimError
+
 __all__ = ["Grid", "GridError"]
 
 # Plain decimal notation only: no exponent (an exponent of 10**9 would make a huge integer),
@@ -20,7 +22,7 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _MAX_LEN = 64  # longer text is refused before it is parsed
 
 
-class GridError(ValueError):
+class GridError(ClearsimError, ValueError):
     """A value that is not on the grid; ``reason`` is a short human-readable phrase."""
 
     def __init__(self, reason: str) -> None:

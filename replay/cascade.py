@@ -24,6 +24,7 @@ import orjson
 
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
+from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, TornTail
 
 __all__ = [
@@ -74,7 +75,7 @@ _KEYS = (
 _CMD_KEYS = ("account", "id", "symbol", "side", "qty", "price", "amount", "path", "value")
 
 
-class CascadeError(Exception):
+class CascadeError(ClearsimError):
     """A bad --from seq (not in the log); ``str()`` is one line."""
 
 

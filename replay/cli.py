@@ -15,12 +15,11 @@ from typing import NoReturn
 import orjson
 import structlog
 
-from clearsim.clearing import Config, ConfigError
-from clearsim.events.codec import LogError
+from clearsim.clearing import Config
+from clearsim.events.errors import ClearsimError
 from clearsim.replay import cascade, demo, scenario
 from clearsim.replay import diff as diff_
 from clearsim.replay import verify as verify_
-from clearsim.replay.cascade import CascadeError
 from clearsim.replay.project import (
     fold_fund,
     fold_ledger,
@@ -31,14 +30,13 @@ from clearsim.replay.project import (
 )
 from clearsim.replay.rebuild import rebuild
 from clearsim.replay.render import state_text
-from clearsim.replay.runner import InputError, read_commands, run
-from clearsim.replay.scenario import ScenarioError
+from clearsim.replay.runner import read_commands, run
 from clearsim.replay.snapshot import DEFAULT_EVERY, seek_detail, snap_path, write_snapshots
 
 log = structlog.get_logger("clearsim")
 
 
-class UsageError(Exception):
+class UsageError(ClearsimError):
     """A bad flag or argument (argparse's complaint, kept to one line)."""
 
 
@@ -218,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return int(_VERBS[args.verb](args))
-    except (UsageError, ConfigError, LogError, InputError, ScenarioError, CascadeError) as e:
+    except ClearsimError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `clearsim state LOG | head`

@@ -11,6 +11,7 @@ import orjson
 
 from clearsim.clearing import Config, Exchange
 from clearsim.events.codec import Header
+from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogWriter
 from clearsim.events.types import Rejected
 
@@ -18,7 +19,7 @@ from clearsim.events.types import Rejected
 MAX_COMMAND_LINE = 1 << 20
 
 
-class InputError(Exception):
+class InputError(ClearsimError):
     """A file that cannot be read as input; ``str()`` is one line."""
 
 

@@ -101,6 +101,7 @@ from clearsim.clearing import Config, ConfigError
 from clearsim.clearing.config import InstrumentSpec, fmt_atoms
 from clearsim.clearing.margin import notional, value
 from clearsim.events.commands import parse_command, to_units
+from clearsim.events.errors import ClearsimError
 from clearsim.orderbook.grid import Grid, GridError
 
 __all__ = [
@@ -131,7 +132,7 @@ _BAR_FIELDS: Final = ("open", "high", "low", "close", "vwap")
 _POPULATION, _PRICE = 1, 2
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ClearsimError, ValueError):
     """A scenario that cannot be run; ``str()`` is one line naming the key."""
 
 
