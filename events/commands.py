@@ -20,6 +20,9 @@ from typing import Any, ClassVar, Final, TypeAlias
 import attrs
 import orjson
 
+from clearsim.events.rejects import RejectCode, reason
+from clearsim.events.units import INT64_MAX, MAX_TS
+
 __all__ = [
     "COMMAND_TYPES",
     "MAX_COMMAND_BYTES",
@@ -50,7 +53,6 @@ _UNSIGNED_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SIGNED_RE: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _MAX_ID: Final = 64
 _MAX_DECIMAL: Final = 40  # digits enough for any amount; bounds the integers made from them
-_MAX_TS: Final = (1 << 63) - 1  # the log stores integers in 64 bits
 _MAX_PATH: Final = 128
 _MAX_VALUE: Final = 1024
 
@@ -194,7 +196,10 @@ COMMAND_TYPES: Final[dict[str, type[Command]]] = {
 
 
 # --------------------------------------------------------------------------- field checks
-# Each check takes (field name, value) and returns (value, None) or (None, reason).
+# Each check takes (field name, value) and returns (value, None) or (None, detail); the
+# detail becomes a ``bad_field`` rejection unless the check already gave it its own code.
+
+_CODED: Final = tuple(f"{c.value}:" for c in RejectCode)
 
 _Result: TypeAlias = tuple[Any, str | None]
 _Check: TypeAlias = Callable[[str, object], _Result]
@@ -209,10 +214,8 @@ def _show(v: object) -> str:
 def _ts(name: str, v: object) -> _Result:
     if type(v) is not int:
         return None, f"{name} must be an integer (microseconds), not {_show(v)}"
-    if v < 0:
-        return None, f"negative {name}"
-    if v > _MAX_TS:
-        return None, f"{name} out of range"
+    if v < 0 or v > MAX_TS:
+        return None, reason(RejectCode.TS_OUT_OF_RANGE, f"{name} {v} outside 0..{MAX_TS}")
     return v, None
 
 
@@ -232,7 +235,7 @@ def _account(name: str, v: object) -> _Result:
     # "#..." and "@..." name system accounts (insurance fund, fee pool, backstops); a command
     # must never be able to act as one.
     if type(v) is str and v[:1] in ("#", "@"):
-        return None, "reserved account id"
+        return None, f"reserved account id {_show(v)}"
     return _id(name, v)
 
 
@@ -366,39 +369,41 @@ def parse_command(d: object) -> Command | str:
     try:
         return _parse(d)
     except Exception as e:  # pragma: no cover - a bug here must still not crash the engine
-        return f"invalid command ({type(e).__name__})"
+        return reason(RejectCode.MALFORMED, f"invalid command ({type(e).__name__})")
 
 
 def _parse(d: object) -> Command | str:
     if not isinstance(d, dict):
-        return f"command must be a JSON object, not {type(d).__name__}"
+        return reason(
+            RejectCode.MALFORMED, f"command must be a JSON object, not {type(d).__name__}"
+        )
     t = d.get("type")
     if "type" not in d:
-        return "missing field 'type'"
+        return reason(RejectCode.MISSING_FIELD, "'type'")
     if type(t) is not str or t not in _FIELDS:
-        return f"unknown command type {_show(t)}"
+        return reason(RejectCode.UNKNOWN_TYPE, _show(t))
     fields = _FIELDS[t]
     known = {f[0] for f in fields}
     for k in d:
         if k != "type" and k not in known:
-            return f"unknown field {_show(k)} in {t} command"
+            return reason(RejectCode.UNKNOWN_FIELD, f"{_show(k)} in {t} command")
     kwargs: dict[str, Any] = {}
     for name, check, required, nullable in fields:
         if name not in d:
             if required:
-                return f"missing field {name!r} in {t} command"
+                return reason(RejectCode.MISSING_FIELD, f"{name!r} in {t} command")
             continue
         v = d[name]
         if v is None and nullable:
             continue
         value, why = check(name, v)
         if why is not None:
-            return why
+            return why if why.startswith(_CODED) else reason(RejectCode.BAD_FIELD, why)
         kwargs[name] = value
     if t == "amend" and "qty" not in kwargs and "price" not in kwargs:
-        return "amend needs qty or price"
+        return reason(RejectCode.MISSING_FIELD, "amend needs qty or price")
     if t == "order" and kwargs.get("tif") == "post_only" and "price" not in kwargs:
-        return "post_only order needs a price"
+        return reason(RejectCode.MISSING_FIELD, "post_only order needs a price")
     return COMMAND_TYPES[t](**kwargs)
 
 
@@ -417,17 +422,19 @@ def load_command_line(line: bytes | str) -> dict[str, Any] | str:
     integers beyond 64 bits as floats, and nests deeper on reading than on writing).
     """
     if len(line) > MAX_COMMAND_BYTES:
-        return f"command line longer than {MAX_COMMAND_BYTES} bytes"
+        return reason(RejectCode.MALFORMED, f"command line longer than {MAX_COMMAND_BYTES} bytes")
     try:
         d = orjson.loads(line)
     except orjson.JSONDecodeError as e:
-        return f"malformed JSON: {' '.join(str(e).split())}"
+        return reason(RejectCode.MALFORMED, f"malformed JSON: {' '.join(str(e).split())}")
     if not isinstance(d, dict):
-        return f"command must be a JSON object, not {type(d).__name__}"
+        return reason(
+            RejectCode.MALFORMED, f"command must be a JSON object, not {type(d).__name__}"
+        )
     try:
         orjson.dumps({"command": d})
     except orjson.JSONEncodeError:
-        return "command nests too deeply"
+        return reason(RejectCode.MALFORMED, "command nests too deeply")
     return d
 
 
@@ -438,7 +445,8 @@ def to_units(text: str, decimals: int) -> int:
     """An exact decimal string (optionally signed) as an integer count of 10^-decimals units.
 
     ``to_units("12.5", 6) == 12_500_000``. Trailing zeros are fine; a value that needs more
-    than ``decimals`` places raises ValueError("more than N decimals"): never rounded.
+    than ``decimals`` places raises ValueError("more than N decimals"): never rounded. A
+    result beyond 64 bits raises ValueError("out of range").
     """
     if decimals < 0:
         raise ValueError("decimals must be >= 0")
@@ -450,4 +458,7 @@ def to_units(text: str, decimals: int) -> int:
     if len(frac) > decimals:
         raise ValueError(f"more than {decimals} decimals")
     units: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    if units > INT64_MAX:
+        # The log stores 64-bit integers: a larger amount could never be recorded.
+        raise ValueError("out of range")
     return -units if neg else units

@@ -13,6 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from clearsim.events.errors import ClearsimError
+from clearsim.events.units import INT64_MAX
 
 __all__ = ["Grid", "GridError"]
 
@@ -110,7 +111,11 @@ def _steps(
     bottom = den * step[0]
     if top % bottom:
         raise GridError(off_grid)
-    return top // bottom
+    steps = top // bottom
+    if steps > INT64_MAX:
+        # The log stores 64-bit integers: a larger price or quantity could never be recorded.
+        raise GridError(f"{what} out of range")
+    return steps
 
 
 def _fmt(units: int, step: tuple[int, int, int, int]) -> str:

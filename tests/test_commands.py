@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearsim.events import commands as cmd
+from clearsim.events.rejects import RejectCode, code_of
+from clearsim.events.units import MAX_TS
 from clearsim.events.commands import (
     COMMAND_TYPES,
     command_to_dict,
@@ -167,8 +169,8 @@ def test_typed_fields() -> None:
         ),
         ({"type": "set", "ts": 9, "path": "x.y", "value": ""}, cmd.Set(9, "x.y", "")),
         (
-            {"type": "deposit", "ts": 2**63 - 1, "account": "a" * 64, "amount": "0.000001"},
-            cmd.Deposit(2**63 - 1, "a" * 64, "0.000001"),
+            {"type": "deposit", "ts": MAX_TS, "account": "a" * 64, "amount": "0.000001"},
+            cmd.Deposit(MAX_TS, "a" * 64, "0.000001"),
         ),
     ],
 )
@@ -195,20 +197,20 @@ BAD: list[tuple[object, str]] = [
     (None, "not NoneType"),
     ([], "not list"),
     ("deposit", "not str"),
-    ({}, "missing field 'type'"),
-    ({"ts": 1}, "missing field 'type'"),
-    ({"type": "teleport", "ts": 1}, "unknown command type 'teleport'"),
-    ({"type": 5, "ts": 1}, "unknown command type 5"),
-    ({"type": None}, "unknown command type None"),
-    ({"type": "settle_period"}, "missing field 'ts'"),
-    ({"type": "settle_period", "ts": 1, "extra": 2}, "unknown field 'extra'"),
-    ({"type": "settle_period", "ts": 1, 5: 2}, "unknown field 5"),
+    ({}, "missing_field: 'type'"),
+    ({"ts": 1}, "missing_field: 'type'"),
+    ({"type": "teleport", "ts": 1}, "unknown_type: 'teleport'"),
+    ({"type": 5, "ts": 1}, "unknown_type: 5"),
+    ({"type": None}, "unknown_type: None"),
+    ({"type": "settle_period"}, "missing_field: 'ts'"),
+    ({"type": "settle_period", "ts": 1, "extra": 2}, "unknown_field: 'extra'"),
+    ({"type": "settle_period", "ts": 1, 5: 2}, "unknown_field: 5"),
     ({"type": "settle_period", "ts": True}, "ts must be an integer"),
     ({"type": "settle_period", "ts": 1.0}, "ts must be an integer"),
     ({"type": "settle_period", "ts": "1"}, "ts must be an integer"),
-    ({"type": "settle_period", "ts": -1}, "negative ts"),
-    ({"type": "settle_period", "ts": 2**63}, "ts out of range"),
-    (order(account=_DROP), "missing field 'account'"),
+    ({"type": "settle_period", "ts": -1}, "ts_out_of_range: ts -1"),
+    ({"type": "settle_period", "ts": 2**63}, "ts_out_of_range"),
+    (order(account=_DROP), "missing_field: 'account'"),
     (order(account=""), "empty account"),
     (order(account="#insurance"), "reserved account id"),
     (order(account="@backstop"), "reserved account id"),
@@ -238,7 +240,7 @@ BAD: list[tuple[object, str]] = [
     (order(qty="NaN"), "not a decimal number"),
     (order(qty="1" * 41), "more than 40 characters"),
     (order(qty=None), "quantity must be a decimal string"),
-    (order(qty=_DROP), "missing field 'qty'"),
+    (order(qty=_DROP), "missing_field: 'qty'"),
     (order(price="-50000"), "negative price"),
     (order(price="0"), "zero price"),
     (order(price=50000), "price must be a decimal string"),
@@ -250,10 +252,10 @@ BAD: list[tuple[object, str]] = [
     (order(reduce_only=None), "reduce_only must be true or false"),
     ({"type": "deposit", "ts": 1, "account": "a", "amount": "-5"}, "negative amount"),
     ({"type": "deposit", "ts": 1, "account": "a", "amount": "0"}, "zero amount"),
-    ({"type": "deposit", "ts": 1, "account": "a"}, "missing field 'amount'"),
+    ({"type": "deposit", "ts": 1, "account": "a"}, "missing_field: 'amount'"),
     ({"type": "withdraw", "ts": 1, "account": "#fees", "amount": "5"}, "reserved account id"),
-    ({"type": "cancel", "ts": 1, "account": "a"}, "missing field 'id'"),
-    ({"type": "cancel_all", "ts": 1, "account": "a", "id": "x"}, "unknown field 'id'"),
+    ({"type": "cancel", "ts": 1, "account": "a"}, "missing_field: 'id'"),
+    ({"type": "cancel_all", "ts": 1, "account": "a", "id": "x"}, "unknown_field: 'id'"),
     ({"type": "amend", "ts": 1, "account": "a", "id": "o"}, "amend needs qty or price"),
     (
         {"type": "amend", "ts": 1, "account": "a", "id": "o", "qty": None},
@@ -261,16 +263,16 @@ BAD: list[tuple[object, str]] = [
     ),
     ({"type": "amend", "ts": 1, "account": "a", "id": "o", "qty": "-1"}, "negative quantity"),
     ({"type": "index_price", "ts": 1, "symbol": "S", "price": "-1"}, "negative price"),
-    ({"type": "index_price", "ts": 1, "symbol": "S"}, "missing field 'price'"),
+    ({"type": "index_price", "ts": 1, "symbol": "S"}, "missing_field: 'price'"),
     ({"type": "index_price", "ts": 1, "symbol": "S", "price": None}, "price must be a decimal"),
     ({"type": "funding", "ts": 1, "symbol": "S", "rate": 0.0001}, "rate must be a decimal"),
     ({"type": "funding", "ts": 1, "symbol": "S", "rate": "--1"}, "not a decimal number"),
     ({"type": "funding", "ts": 1, "symbol": "S", "rate": "-"}, "not a decimal number"),
     ({"type": "set", "ts": 1, "path": "", "value": "1"}, "empty path"),
     ({"type": "set", "ts": 1, "path": "a", "value": 1}, "value must be a string"),
-    ({"type": "set", "ts": 1, "path": "a"}, "missing field 'value'"),
+    ({"type": "set", "ts": 1, "path": "a"}, "missing_field: 'value'"),
     ({"type": "set", "ts": 1, "path": "a", "value": "x" * 2000}, "value longer than"),
-    ({"type": "insurance_deposit", "ts": 1, "amount": "1", "account": "a"}, "unknown field"),
+    ({"type": "insurance_deposit", "ts": 1, "amount": "1", "account": "a"}, "unknown_field"),
 ]
 
 
@@ -279,6 +281,7 @@ def test_bad_shapes_rejected_with_reason(d: object, reason: str) -> None:
     got = parse_command(d)
     assert isinstance(got, str), got
     assert reason in got
+    assert code_of(got) in {c.value for c in RejectCode}, got  # countable by kind
     assert "\n" not in got and len(got) < 200
 
 
@@ -363,7 +366,7 @@ def test_load_command_line_big_ints_arrive_as_floats() -> None:
     # What orjson does with them, so the Input record gives back exactly what was parsed.
     got = load_command_line(b'{"type":"settle_period","ts":99999999999999999999}')
     assert isinstance(got, dict) and isinstance(got["ts"], float)
-    assert parse_command(got) == "ts must be an integer (microseconds), not 1e+20"
+    assert parse_command(got) == "bad_field: ts must be an integer (microseconds), not 1e+20"
 
 
 # --------------------------------------------------------------------------- to_units
@@ -379,7 +382,7 @@ def test_load_command_line_big_ints_arrive_as_floats() -> None:
         ("1000", 6, 1_000_000_000),
         ("-0.0003", 6, -300),
         ("007", 2, 700),
-        ("123456789012345678901234567890", 6, 123456789012345678901234567890 * 10**6),
+        ("9223372036854.775807", 6, 2**63 - 1),
     ],
 )
 def test_to_units(text: str, decimals: int, units: int) -> None:
@@ -403,7 +406,15 @@ def test_to_units_rejects(text: str, decimals: int, match: str) -> None:
         to_units(text, decimals)
 
 
-@given(units=st.integers(-(10**30), 10**30), decimals=st.integers(0, 18))
+def test_to_units_refuses_what_the_log_cannot_hold() -> None:
+    """Issue 10 item 4: an amount past 64 bits used to pass and then crash the encoder."""
+    with pytest.raises(ValueError, match="out of range"):
+        to_units("9223372036854.775808", 6)
+    with pytest.raises(ValueError, match="out of range"):
+        to_units("1" + "0" * 39, 0)
+
+
+@given(units=st.integers(-(2**63 - 1), 2**63 - 1), decimals=st.integers(0, 18))
 def test_to_units_inverts_formatting(units: int, decimals: int) -> None:
     sign = "-" if units < 0 else ""
     whole, frac = divmod(abs(units), 10**decimals)

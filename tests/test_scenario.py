@@ -225,7 +225,7 @@ def small_commands(small_scenario: scn.Scenario) -> list[dict[str, Any]]:
         ),
         (
             {"events": [{"at_s": 1, "command": {"type": "explode"}}]},
-            "events[0].command: unknown command",
+            "events[0].command: unknown_type",
         ),
         (
             {"events": [{"at_s": 1, "command": {"type": "set", "path": "x", "value": 2}}]},
