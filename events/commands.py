@@ -14,6 +14,7 @@ Class names repeat some event names (``Deposit``, ``Funding``, ...); import the 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, TypeAlias
 
@@ -38,9 +39,11 @@ __all__ = [
     "Set",
     "SettlePeriod",
     "Withdraw",
+    "command_of_record",
     "command_to_dict",
     "load_command_line",
     "parse_command",
+    "record_form",
     "to_units",
 ]
 
@@ -436,6 +439,77 @@ def load_command_line(line: bytes | str) -> dict[str, Any] | str:
     except orjson.JSONEncodeError:
         return reason(RejectCode.MALFORMED, "command nests too deeply")
     return d
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record_form(command: object) -> dict[str, Any]:
+    """What the log's ``Input`` records for ``command``: exactly the command, or a stand-in.
+
+    A command is recorded as itself only if the log gives it back exactly — same JSON
+    types, same values — inside an event, within :data:`MAX_COMMAND_BYTES`. Anything else
+    (NaN, which JSON writes as null; a tuple, which comes back a list; integers past 64 bits;
+    non-string keys; nesting the encoder refuses; objects through the Python API; a value
+    too large to record) is recorded as ``{"raw": "<unrecordable ...>"}``, a bounded
+    description. A non-object input that is recordable is ``{"raw": input}``.
+
+    The exchange parses what this returns (:func:`command_of_record`), never the original,
+    so a re-execution of the log sees the very same input and gives the same verdict.
+    """
+    wrapped: dict[str, Any] = command if isinstance(command, dict) else {"raw": command}
+    try:
+        encoded = orjson.dumps({"event": {"command": wrapped}})
+    except (TypeError, orjson.JSONEncodeError):
+        return {"raw": _describe(command)}
+    if len(encoded) > MAX_COMMAND_BYTES or not _exact(
+        wrapped, orjson.loads(encoded)["event"]["command"]
+    ):
+        return {"raw": _describe(command)}
+    return wrapped
+
+
+def command_of_record(recorded: object) -> object:
+    """The input an ``Input`` record stands for: ``{"raw": x}`` is ``x``, else the dict."""
+    if type(recorded) is dict and len(recorded) == 1 and "raw" in recorded:
+        return recorded["raw"]
+    return recorded
+
+
+def _exact(a: object, b: object) -> bool:
+    """``a`` and ``b`` are the same JSON value with the same Python types all the way down."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, dict) and isinstance(y, dict):
+            if list(x) != list(y):
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif x != y:  # NaN != NaN, but orjson writes NaN as null, caught by the type check
+            return False
+    return True
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxstring = 60
+_REPR.maxother = 60
+
+
+def _describe(v: object) -> str:
+    """A bounded, encodable one-line description of a value the log cannot record."""
+    try:
+        text = _REPR.repr(v)
+    except Exception:  # a hostile __repr__: the description must never fail
+        text = "..."
+    text = " ".join(text.split())[:200]
+    return f"<unrecordable {type(v).__name__}: {text}>"
 
 
 # --------------------------------------------------------------------------- units

@@ -440,3 +440,91 @@ def test_field_table_matches_classes() -> None:
     assert set(_FIELDS) == set(COMMAND_TYPES)
     for t, cls in COMMAND_TYPES.items():
         assert [f[0] for f in _FIELDS[t]] == [a.name for a in attrs.fields(cls)], t
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class _Hostile:
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
+def _nested(depth: int) -> object:
+    v: object = "x"
+    for _ in range(depth):
+        v = {"a": v}
+    return v
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        {"type": "deposit", "ts": 1, "account": "a", "amount": float("nan")},
+        {"type": "deposit", "ts": 1, "account": "a", "amount": ("1",)},
+        {"type": "deposit", "ts": 1, "account": "a", "amount": "1", "junk": _nested(300)},
+        {"type": "deposit", "ts": 10**30, "account": "a", "amount": "1"},
+        {"type": "deposit", "ts": 1, 5: "a"},
+        {"type": "deposit", "ts": 1, "account": object()},
+        {"type": "deposit", "ts": 1, "account": "a", "amount": "1", "x": "y" * 70_000},
+        _Hostile(),
+        float("inf"),
+        (1, 2),
+    ],
+    ids=["nan", "tuple", "deep", "bigint", "intkey", "object", "huge", "hostile", "inf", "tuple2"],
+)
+def test_unrecordable_commands_become_a_bounded_description(command: object) -> None:
+    """Issue 10 item 5: these crashed the encoder or gave logs that did not re-execute."""
+    from clearsim.events.commands import command_of_record, record_form
+
+    rec = record_form(command)
+    assert set(rec) == {"raw"} and isinstance(rec["raw"], str)
+    assert rec["raw"].startswith("<unrecordable ") and len(rec["raw"]) < 300
+    # What the log holds is exactly what a re-execution reads back, and parses the same way.
+    back = orjson.loads(orjson.dumps({"command": rec}))["command"]
+    assert back == rec
+    why = parse_command(command_of_record(back))
+    assert isinstance(why, str) and why.startswith("malformed: ")
+    assert why == parse_command(command_of_record(rec))
+
+
+def test_recordable_commands_are_recorded_as_themselves() -> None:
+    from clearsim.events.commands import command_of_record, record_form
+
+    good = {
+        "type": "order",
+        "ts": 3,
+        "account": "a",
+        "id": "o",
+        "symbol": "X",
+        "side": "buy",
+        "qty": "1",
+        "price": None,
+        "reduce_only": False,
+        "extra": [1, 2.5, {"k": None}],
+    }
+    assert record_form(good) is good
+    assert record_form("not json") == {"raw": "not json"}
+    assert command_of_record(record_form("not json")) == "not json"
+    assert command_of_record(good) is good
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda kids: (
+        st.lists(kids, max_size=3)
+        | st.tuples(kids, kids)
+        | st.dictionaries(st.text(max_size=3), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_json)
+def test_record_form_always_survives_the_log_exactly(v: object) -> None:
+    from clearsim.events.commands import record_form
+
+    rec = record_form(v)
+    back = orjson.loads(orjson.dumps({"event": {"command": rec}}))["event"]["command"]
+    assert orjson.dumps(back) == orjson.dumps(rec)
+    assert repr(back) == repr(rec)  # same types too (a tuple would print differently)
