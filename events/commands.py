@@ -370,6 +370,13 @@ _FIELDS: Final[dict[str, tuple[_Field, ...]]] = {
 def parse_command(d: object) -> Command | str:
     """The command ``d`` describes, or a one-line reason it is not one. Never raises."""
     try:
+        if type(d) is dict:
+            t = d.get("type")
+            fast = _FAST.get(t) if type(t) is str else None
+            if fast is not None:
+                c = fast(d)
+                if c is not None:
+                    return c
         return _parse(d)
     except Exception as e:  # pragma: no cover - a bug here must still not crash the engine
         return reason(RejectCode.MALFORMED, f"invalid command ({type(e).__name__})")
@@ -408,6 +415,132 @@ def _parse(d: object) -> Command | str:
     if t == "order" and kwargs.get("tif") == "post_only" and "price" not in kwargs:
         return reason(RejectCode.MISSING_FIELD, "post_only order needs a price")
     return COMMAND_TYPES[t](**kwargs)
+
+
+# --------------------------------------------------------------------------- fast path
+# The shapes that make up almost every command of a real day (orders, cancels, index
+# prices, deposits), checked in one pass. Each accepts a strict subset of what ``_parse``
+# accepts and builds the very same command; anything else (an optional field in an unusual
+# form, any error) returns None and goes to ``_parse``, so every rejection reason is the
+# general parser's. tests/test_commands.py checks the two agree on mutated commands.
+
+_id_ok = _ID_RE.fullmatch
+_dec_ok = _UNSIGNED_RE.fullmatch
+
+
+def _fast_id(v: object) -> bool:
+    return type(v) is str and 0 < len(v) <= _MAX_ID and _id_ok(v) is not None
+
+
+def _fast_account(v: object) -> bool:
+    return _fast_id(v) and v[0] != "@"  # type: ignore[index]  # "#" is outside _ID_RE
+
+
+def _fast_positive(v: object) -> bool:
+    return (
+        type(v) is str and len(v) <= _MAX_DECIMAL and _dec_ok(v) is not None and bool(v.strip("0."))
+    )
+
+
+def _fast_ts(v: object) -> bool:
+    return type(v) is int and 0 <= v <= MAX_TS
+
+
+def _fast_symbol(v: object) -> bool:
+    return type(v) is str and 0 < len(v) <= _MAX_ID
+
+
+_ORDER_KEYS: Final = frozenset(
+    ("type", "ts", "account", "id", "symbol", "side", "qty", "price", "tif", "reduce_only")
+)
+
+
+def _fast_order(d: dict[str, Any]) -> Order | None:
+    # The checks of _fast_ts/_fast_account/_fast_id/_fast_symbol/_fast_positive, inlined:
+    # this is the one command a real day is mostly made of.
+    if not d.keys() <= _ORDER_KEYS:
+        return None
+    ts, account, oid, symbol = d.get("ts"), d.get("account"), d.get("id"), d.get("symbol")
+    side, qty = d.get("side"), d.get("qty")
+    price, tif, ro = d.get("price"), d.get("tif", "gtc"), d.get("reduce_only", False)
+    if not (
+        type(ts) is int
+        and 0 <= ts <= MAX_TS
+        and type(account) is str
+        and 0 < len(account) <= _MAX_ID
+        and account[0] != "@"
+        and _id_ok(account) is not None
+        and type(oid) is str
+        and 0 < len(oid) <= _MAX_ID
+        and _id_ok(oid) is not None
+        and type(symbol) is str
+        and 0 < len(symbol) <= _MAX_ID
+        and (side == "buy" or side == "sell")
+        and type(side) is str
+        and type(qty) is str
+        and len(qty) <= _MAX_DECIMAL
+        and _dec_ok(qty) is not None
+        and qty.strip("0.")
+        and (
+            price is None
+            or (
+                type(price) is str
+                and len(price) <= _MAX_DECIMAL
+                and _dec_ok(price) is not None
+                and price.strip("0.")
+            )
+        )
+        and type(tif) is str
+        and tif in TIFS
+        and (price is not None or tif != "post_only")
+        and type(ro) is bool
+    ):
+        return None
+    return Order(ts, account, oid, symbol, side, qty, price, tif, ro)
+
+
+_CANCEL_KEYS: Final = frozenset(("type", "ts", "account", "id"))
+
+
+def _fast_cancel(d: dict[str, Any]) -> Cancel | None:
+    if d.keys() != _CANCEL_KEYS:
+        return None
+    ts, account, oid = d["ts"], d["account"], d["id"]
+    if not (_fast_ts(ts) and _fast_account(account) and _fast_id(oid)):
+        return None
+    return Cancel(ts, account, oid)
+
+
+_INDEX_KEYS: Final = frozenset(("type", "ts", "symbol", "price"))
+
+
+def _fast_index(d: dict[str, Any]) -> IndexPrice | None:
+    if d.keys() != _INDEX_KEYS:
+        return None
+    ts, symbol, price = d["ts"], d["symbol"], d["price"]
+    if not (_fast_ts(ts) and _fast_symbol(symbol) and _fast_positive(price)):
+        return None
+    return IndexPrice(ts, symbol, price)
+
+
+_DEPOSIT_KEYS: Final = frozenset(("type", "ts", "account", "amount"))
+
+
+def _fast_deposit(d: dict[str, Any]) -> Deposit | None:
+    if d.keys() != _DEPOSIT_KEYS:
+        return None
+    ts, account, amount = d["ts"], d["account"], d["amount"]
+    if not (_fast_ts(ts) and _fast_account(account) and _fast_positive(amount)):
+        return None
+    return Deposit(ts, account, amount)
+
+
+_FAST: Final[dict[str, Callable[[dict[str, Any]], Command | None]]] = {
+    "order": _fast_order,
+    "cancel": _fast_cancel,
+    "index_price": _fast_index,
+    "deposit": _fast_deposit,
+}
 
 
 def command_to_dict(c: Command) -> dict[str, Any]:

@@ -21,6 +21,7 @@ __all__ = ["Grid", "GridError"]
 # no whitespace, no underscores (both of which Decimal() would accept).
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _MAX_LEN = 64  # longer text is refused before it is parsed
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch  # unsigned, digits on both sides
 
 
 class GridError(ClearsimError, ValueError):
@@ -103,7 +104,12 @@ def _steps(
 ) -> int:
     """``text / step`` as an exact whole number of steps, else GridError. The sign is
     checked first, so "-0.05" is reported as not positive rather than off the grid."""
-    num, den = _ratio(text, what)
+    if type(text) is str and len(text) <= _MAX_LEN and _PLAIN(text) is not None:
+        # The common form ("50012.3"): its exact ratio without Decimal, same result.
+        whole, _, frac = text.partition(".")
+        num, den = int(whole + frac), 10 ** len(frac)
+    else:
+        num, den = _ratio(text, what)
     if num <= 0:
         raise GridError(not_positive)
     # text / step = (num / den) / (snum / sden) = (num * sden) / (den * snum)

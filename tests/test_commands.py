@@ -528,3 +528,109 @@ def test_record_form_always_survives_the_log_exactly(v: object) -> None:
     back = orjson.loads(orjson.dumps({"event": {"command": rec}}))["event"]["command"]
     assert orjson.dumps(back) == orjson.dumps(rec)
     assert repr(back) == repr(rec)  # same types too (a tuple would print differently)
+
+
+# --------------------------------------------------------------------------- the fast path
+
+_BASE_SHAPES: list[dict[str, Any]] = [
+    {
+        "type": "order",
+        "ts": 5,
+        "account": "a1",
+        "id": "o1",
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "qty": "0.015",
+        "price": "50012.3",
+        "tif": "gtc",
+        "reduce_only": False,
+    },
+    {
+        "type": "order",
+        "ts": 5,
+        "account": "a1",
+        "id": "o1",
+        "symbol": "X",
+        "side": "sell",
+        "qty": "2",
+    },
+    {"type": "cancel", "ts": 5, "account": "a1", "id": "o1"},
+    {"type": "index_price", "ts": 5, "symbol": "X", "price": "100.5"},
+    {"type": "deposit", "ts": 5, "account": "a1", "amount": "1000"},
+]
+_ODD_VALUES = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        0,
+        1,
+        -1,
+        MAX_TS,
+        MAX_TS + 1,
+        1.5,
+        "",
+        "0",
+        "0.0",
+        "00.10",
+        "-1",
+        "1e5",
+        "٣",
+        "#insurance",
+        "@vault",
+        "a" * 64,
+        "a" * 65,
+        "x y",
+        "post_only",
+        "ioc",
+        "buy",
+        "sell",
+        "BUY",
+        [],
+        {},
+        "1" * 41,
+        "3.",
+        ".5",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    base=st.sampled_from(_BASE_SHAPES),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "type",
+                    "ts",
+                    "account",
+                    "id",
+                    "symbol",
+                    "side",
+                    "qty",
+                    "price",
+                    "tif",
+                    "reduce_only",
+                    "amount",
+                    "extra",
+                ]
+            ),
+            _ODD_VALUES | st.just("<drop>"),
+        ),
+        max_size=3,
+    ),
+)
+def test_fast_path_agrees_with_the_general_parser(
+    base: dict[str, Any], edits: list[tuple[str, object]]
+) -> None:
+    """The fast path is an optimisation only: same command or same rejection, always."""
+    from clearsim.events.commands import _parse
+
+    d = dict(base)
+    for key, value in edits:
+        if value == "<drop>":
+            d.pop(key, None)
+        else:
+            d[key] = value
+    assert parse_command(d) == _parse(d)

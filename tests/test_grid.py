@@ -154,3 +154,29 @@ def test_parse_accepts_exactly_the_multiples(tick: str, text: Decimal) -> None:
     else:
         with pytest.raises(GridError, match="off the tick grid"):
             g.price(s)
+
+
+@given(
+    whole=st.integers(0, 10**12),
+    frac=st.text("0123456789", max_size=9),
+    tick=st.sampled_from(["0.1", "0.5", "1", "0.01", "25", "0.0001"]),
+)
+def test_plain_decimals_parse_like_the_exact_decimal_path(whole: int, frac: str, tick: str) -> None:
+    """The Decimal-free parse of plain text is an optimisation: the same ticks or the same
+    error as the exact ratio of the Decimal path."""
+    from clearsim.orderbook import grid as G
+
+    text = f"{whole}.{frac}" if frac else str(whole)
+    g = Grid(tick, "1")
+    num, den = G._ratio(text, "price")
+    top, bottom = num * g._tick[1], den * g._tick[0]
+    try:
+        got: object = g.price(text)
+    except GridError as e:
+        got = str(e)
+    if num <= 0:
+        assert got == "not a positive price"
+    elif top % bottom:
+        assert got == "price off the tick grid"
+    else:
+        assert got == top // bottom
