@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearsim.events import commands as cmd
-from clearsim.events.rejects import RejectCode, code_of
-from clearsim.events.units import MAX_TS
 from clearsim.events.commands import (
     COMMAND_TYPES,
     command_to_dict,
@@ -20,6 +18,8 @@ from clearsim.events.commands import (
     parse_command,
     to_units,
 )
+from clearsim.events.rejects import RejectCode, code_of
+from clearsim.events.units import MAX_TS
 
 # The examples of DESIGN §10, verbatim.
 DESIGN_EXAMPLES = [
