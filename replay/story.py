@@ -23,7 +23,6 @@ reports the position's size alongside (``FundFold.position``) rather than guessi
 
 from __future__ import annotations
 
-import datetime as _dt
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -57,7 +56,6 @@ from clearsim.events.types import (
     SystemDebt,
     Takeover,
 )
-from clearsim.orderbook.grid import Grid
 from clearsim.replay.project import Move
 from clearsim.replay.project import cash_moves as _raw_cash_moves
 
@@ -74,8 +72,6 @@ __all__ = [
     "StepTotals",
     "Story",
     "cash_moves",
-    "render",
-    "story_of",
 ]
 
 INSURANCE: Final = "#insurance"
@@ -547,190 +543,3 @@ _TOTALS: Final[dict[type[Event], _Handler]] = {
     ParamSet: Story._param_set,
     Funding: Story._funding,
 }
-
-
-def story_of(config: dict[str, Any], events: Iterable[Event]) -> Story:
-    """Fold ``events`` (a log's, with its header's ``config``) into a :class:`Story`."""
-    return Story(config).feed_all(events)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render(story: Story, title: str = "") -> str:
-    """The story as text for people (the fold's fields are the machine-readable form)."""
-    grids = {
-        str(i["symbol"]): Grid(str(i.get("tick_size", "1")), str(i.get("lot_size", "1")))
-        for i in story.config.get("instruments", [])
-    }
-    sc = story.scale
-    t0 = story.first_ts or 0
-    collateral = str(story.config.get("exchange", {}).get("collateral", ""))
-
-    # Cents for a stablecoin-like collateral (<= 6 decimals), 4 places for a BTC-like one.
-    decimals = len(str(sc)) - 1
-    places = min(decimals, 2 if decimals <= 6 else 4)
-
-    def money(atoms: int) -> str:
-        return f"{_money(atoms, sc, places)} {collateral}".rstrip()
-
-    def when(seq: int, ts: int) -> str:
-        return f"seq {seq:,}, {_clock(ts, t0)}"
-
-    def qty(totals: Counter[str]) -> str:
-        parts = [f"{_qty(grids, s, q)} {s}" for s, q in sorted(totals.items())]
-        return ", ".join(parts) or "nothing"
-
-    out: list[str] = []
-    if title:
-        out += [title, ""]
-    rej = sum(story.rejected.values())
-    out.append(
-        f"{story.events:,} events from {story.commands:,} commands ({rej:,} rejected), "
-        f"{_span(story.last_ts - t0)} of simulated time from {_utc(t0)}"
-    )
-    if rej:
-        top = ", ".join(f"{n:,} {why}" for why, n in story.rejected.most_common(3))
-        out.append(f"  rejections: {top}")
-
-    out += ["", "Market"]
-    for sym, r in sorted(story.index.items()):
-        drop = _pct(r.low - r.first, r.first)
-        out.append(
-            f"  {sym} index {_px(grids, sym, r.first)} -> low {_px(grids, sym, r.low)} "
-            f"({drop}, {_clock(r.low_ts, t0)}) -> {_px(grids, sym, r.last)} at the end"
-        )
-    out.append(f"  {story.trades:,} trades")
-
-    out += ["", "Liquidations"]
-    out.append(
-        f"  {len(story.liquidated):,} accounts liquidated ({story.triggered:,} triggers); "
-        f"{story.avoided:,} saved by cancelling their orders; "
-        f"{story.left_open:,} left partly open"
-    )
-
-    out += ["", "Waterfall"]
-    steps = ", ".join(f"{k} {n:,}" for k, n in sorted(story.steps.items())) or "none"
-    out.append(f"  steps run: {steps}")
-
-    def step(name: str, totals: StepTotals, what: str, extra: str = "") -> None:
-        first = f"; first at {_clock(totals.first_ts, t0)}" if totals.count else ""
-        out.append(
-            f"  {name:<9} {totals.count:>7,} {what:<13} closed {qty(totals.qty)}{extra}{first}"
-        )
-
-    step("book", story.book, "fills")
-    n_bs = len(story.backstop.accounts)
-    step("backstop", story.backstop, "transfers", f" ({n_bs:,} backstop account{_s(n_bs)})")
-    step("takeover", story.takeover, "takeovers")
-    n_adl = len(story.adl.accounts)
-    step("adl", story.adl, "deleveragings", f" ({n_adl:,} account{_s(n_adl)} ADL'd)")
-    out.append(
-        f"  clawback  {money(story.clawback_collected)} charged to {len(story.clawed):,} "
-        f"accounts over {story.clawback_periods:,} periods "
-        f"(socialized loss {money(story.socialized)})"
-    )
-    for b, (seq, ts) in sorted(story.backstops_liquidated.items()):
-        out.append(f"  the backstop account {b} was itself liquidated at {when(seq, ts)}")
-
-    f = story.fund
-    out += ["", "Insurance fund"]
-    low = "at the start" if not f.min_seq else f"at {when(f.min_seq, f.min_ts)}"
-    out.append(
-        f"  start {money(f.start)}, minimum {money(f.min_balance)} {low}, end {money(f.balance)}"
-    )
-    if f.empty_seq:
-        out.append(f"  ran dry at {when(f.empty_seq, f.empty_ts)}")
-    ins = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.inflows.items())) or "nothing"
-    outs = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.outflows.items())) or "nothing"
-    out.append(f"  in: {ins}")
-    out.append(f"  out: {outs}")
-    held = {s: q for s, q in f.position.items() if q}
-    if held:
-        out.append(f"  holds {', '.join(f'{_qty(grids, s, q)} {s}' for s, q in held.items())}")
-
-    out += ["", "System debt"]
-    out.append(f"  {money(story.system_debt)} ({story.debt_events:,} write-offs)")
-
-    out += ["", "Largest cascade"]
-    c = story.cascades.largest()
-    if c is None:
-        out.append("  no liquidations")
-    else:
-        out.append(f"  root {when(c.root, c.ts)}: {_describe_root(c, grids)}")
-        out.append(
-            f"  {len(c.accounts):,} accounts liquidated ({c.triggered:,} triggers), "
-            f"{len(c.deleveraged):,} ADL'd; the fund paid {money(c.fund_out)} "
-            f"and took in {money(c.fund_in)}; events seq {c.root:,}..{c.last_seq:,}"
-        )
-        n = len(story.cascades.cascades)
-        out.append(f"  ({n:,} cascades in all)")
-    return "\n".join(out) + "\n"
-
-
-def _describe_root(c: Cascade, grids: dict[str, Grid]) -> str:
-    cmd = c.command or {}
-    kind = str(cmd.get("type", "input"))
-    if c.index_move is not None:
-        sym, before, after = c.index_move
-        if before is None:
-            return f"index_price {sym} first print {_px(grids, sym, after)}"
-        return (
-            f"index_price {sym} {_px(grids, sym, before)} -> {_px(grids, sym, after)} "
-            f"({_pct(after - before, before)})"
-        )
-    if c.mark_move is not None:
-        sym, before, after = c.mark_move
-        if before is not None:
-            return (
-                f"{kind} moved the {sym} mark {_px(grids, sym, before)} -> "
-                f"{_px(grids, sym, after)} ({_pct(after - before, before)})"
-            )
-    who = cmd.get("account")
-    return f"{kind}{f' by {who}' if who else ''}"
-
-
-def _money(atoms: int, scale: int, places: int = 2) -> str:
-    """Atoms to a display amount: thousands separators, ``places`` decimals (half up)."""
-    sign = "-" if atoms < 0 else ""
-    unit = 10**places
-    v = (abs(atoms) * unit * 2 + scale) // (2 * scale)
-    whole, frac = divmod(v, unit)
-    return f"{sign}{whole:,}.{frac:0{places}d}" if places else f"{sign}{whole:,}"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"
-
-
-def _pct(delta: int, base: int) -> str:
-    if not base:
-        return "n/a"
-    bp = (abs(delta) * 20000 + base) // (2 * base)  # hundredths of a percent, rounded
-    return f"{'-' if delta < 0 else '+'}{bp // 100}.{bp % 100:02d}%"
-
-
-def _px(grids: dict[str, Grid], sym: str, ticks: int) -> str:
-    g = grids.get(sym)
-    return str(ticks) if g is None else g.fmt_price(ticks)
-
-
-def _qty(grids: dict[str, Grid], sym: str, lots: int) -> str:
-    g = grids.get(sym)
-    return str(lots) if g is None else g.fmt_qty(lots)
-
-
-def _span(us: int) -> str:
-    s = us // 1_000_000
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
-
-
-def _clock(ts: int, t0: int) -> str:
-    return f"t+{_span(ts - t0)}"
-
-
-def _utc(ts: int) -> str:
-    dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
-    return dt.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -41,7 +41,8 @@ from clearsim.events.types import (
     SystemDebt,
 )
 from clearsim.replay import scenario as scn
-from clearsim.replay.story import INSURANCE, FundChange, Story, cash_moves, render
+from clearsim.replay.cli.render import story_text as render
+from clearsim.replay.story import INSURANCE, FundChange, Story, cash_moves
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADINGS = (

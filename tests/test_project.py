@@ -63,13 +63,12 @@ from clearsim.events.types import (
     Takeover,
     Withdrawal,
 )
+from clearsim.replay.cli.render import fund_csv, fund_json
 from clearsim.replay.project import (
     FundFold,
     Ledger,
     fold_fund,
     fold_ledger,
-    fund_csv,
-    fund_json,
     state_view,
 )
 
