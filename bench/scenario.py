@@ -34,8 +34,8 @@ from pathlib import Path
 
 from clearsim.events.log import LogReader
 from clearsim.replay import scenario as scn
+from clearsim.replay.projections.story import Story
 from clearsim.replay.runner import run
-from clearsim.replay.story import Story
 
 
 def main() -> int:

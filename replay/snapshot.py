@@ -1,7 +1,8 @@
 """Ledger snapshots beside a log, and seeking to a seq through them (DESIGN §7, §8).
 
-``write_snapshots(log, every=K)`` folds the log once with :class:`replay.project.Ledger` and
-writes ``<log>.snap``, JSON Lines, one snapshot every K records::
+``write_snapshots(log, every=K)`` folds the log once with
+:class:`replay.projections.ledger.Ledger` and writes ``<log>.snap``, JSON Lines, one
+snapshot every K records::
 
     {"seq": N, "offset": O, "len": L, "h": "<chain checksum of record N>",
      "hash": "<blake2b of the ledger>", "ledger": {...}}
@@ -34,7 +35,7 @@ import orjson
 
 from clearsim.events.codec import LogError, unseal
 from clearsim.events.log import LogReader, TornTail
-from clearsim.replay.project import Ledger
+from clearsim.replay.projections.ledger import Ledger
 
 __all__ = [
     "SNAP_SUFFIX",

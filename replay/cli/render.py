@@ -17,13 +17,12 @@ from typing import Any
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.codec import ENGINE_VERSION
 from clearsim.orderbook.grid import Grid
-from clearsim.replay.cascade import Cascade, Fmt, Index, subtree
 from clearsim.replay.diff import DiffResult
-from clearsim.replay.project import FundReport
+from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
+from clearsim.replay.projections.fund import FundReport
+from clearsim.replay.projections.story import RootCascade, StepTotals, Story
 from clearsim.replay.runner import RunSummary
 from clearsim.replay.scenario import Scenario
-from clearsim.replay.story import Cascade as RootCascade
-from clearsim.replay.story import StepTotals, Story
 from clearsim.replay.verify import VerifyResult
 
 # --------------------------------------------------------------------------- run, demo

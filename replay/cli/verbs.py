@@ -26,10 +26,12 @@ from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader
 from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenario as scn
-from clearsim.replay.cascade import cascades
 from clearsim.replay.cli import render
 from clearsim.replay.diff import diff
-from clearsim.replay.project import fold_fund, fold_ledger, state_view
+from clearsim.replay.projections.cascade import cascades
+from clearsim.replay.projections.fund import fold_fund
+from clearsim.replay.projections.ledger import fold_ledger, state_view
+from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
 from clearsim.replay.runner import read_commands, run
 from clearsim.replay.snapshot import (
@@ -39,7 +41,6 @@ from clearsim.replay.snapshot import (
     snap_path,
     write_snapshots,
 )
-from clearsim.replay.story import Story
 from clearsim.replay.verify import verify
 
 log = structlog.get_logger("clearsim")

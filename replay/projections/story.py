@@ -3,22 +3,25 @@
 Everything here reads event fields only (DESIGN §8 "projections"), so it works on any stream
 in the format, whoever wrote it, and on a live stream as well as a log read back.
 
-Pieces, each usable alone (``clearsim fund`` and ``cascade`` build on them):
+Pieces, each usable alone:
 
-- :func:`cash_moves` — the cash each event moves, per account, with a reason. The insurance
-  fund (``#insurance``), the fee pool (``#fees``), the clawback pool (``#clawback``) and the
-  debt account (``#debt``) are accounts like any other, so every balance, the fund's
-  included, is the sum of its moves (plus the fund's configured initial balance).
-- :class:`FundFold` — the insurance fund's cash balance: start, minimum (with seq and time),
-  end, money in and out by reason, and optionally the full timeline.
+- :func:`cash_moves` — :func:`.cash.cash_moves` for a typed event. The insurance fund, the
+  fee pool, the clawback pool and the debt account (``clearing.accounts``) are accounts
+  like any other, so every balance, the fund's included, is the sum of its moves (plus the
+  fund's configured initial balance).
+- :class:`FundSummary` — the insurance fund's cash balance: start, minimum (with seq and
+  time), end, money in and out by reason (per event, net), and optionally the timeline.
+  It is not :class:`.fund.FundFold`: that one keeps a row per component of a change (fee,
+  surplus and shortfall of one fill apart) with the timeline's own reasons, while the story
+  sums each event's cash moves; the two agree on the balance after every event.
 - :class:`CascadeFold` — the causal forest: every event's root (the input at the top of its
-  ``cause`` chain) and, per root that liquidated anyone, the cascade's totals.
+  ``cause`` chain) and, per root that liquidated anyone, a :class:`RootCascade` of totals.
 - :class:`Story` — all of the above plus the waterfall totals (book, backstop, takeover, ADL,
-  clawback, system debt), fed one event at a time; :func:`render` prints it.
+  clawback, system debt), fed one event at a time; ``replay.cli.render.story_text`` tells it.
 
 The fund's balance here is its *cash*. If a ``takeover`` step leaves the fund holding a
 position, its equity differs from its cash by that position's value at the mark; the fold
-reports the position's size alongside (``FundFold.position``) rather than guessing a mark.
+reports the position's size alongside (``FundSummary.position``) rather than guessing a mark.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import Any, Final
 
 import attrs
 
+from clearsim.clearing.accounts import INSURANCE
 from clearsim.events.codec import event_to_dict
-from clearsim.events.commands import to_units
 from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
@@ -56,29 +59,20 @@ from clearsim.events.types import (
     SystemDebt,
     Takeover,
 )
-from clearsim.replay.project import Move
-from clearsim.replay.project import cash_moves as _raw_cash_moves
+from clearsim.replay.projections.cash import Move, initial_fund, money_scale
+from clearsim.replay.projections.cash import cash_moves as _raw_cash_moves
 
 __all__ = [
-    "CLAWBACK_POOL",
-    "DEBT",
-    "FEES",
-    "INSURANCE",
-    "Cascade",
     "CascadeFold",
     "FundChange",
-    "FundFold",
+    "FundSummary",
     "PriceRange",
+    "RootCascade",
     "StepTotals",
     "Story",
     "cash_moves",
 ]
 
-INSURANCE: Final = "#insurance"
-FEES: Final = "#fees"
-CLAWBACK_POOL: Final = "#clawback"
-DEBT: Final = "#debt"
-PPM: Final = 1_000_000
 
 #: (account, atoms, reason): one account's cash change caused by one event.
 
@@ -88,7 +82,7 @@ PPM: Final = 1_000_000
 
 def cash_moves(ev: Event) -> list[Move]:
     """The cash ``ev`` moves: ``(account, signed atoms, reason)`` (see
-    :func:`replay.project.cash_moves`, which this reads through)."""
+    :func:`.cash.cash_moves`, which this reads through)."""
     return _raw_cash_moves(event_to_dict(ev))
 
 
@@ -108,7 +102,7 @@ class FundChange:
 
 
 @attrs.define
-class FundFold:
+class FundSummary:
     """The insurance fund's cash, from its configured initial balance and the cash moves."""
 
     start: int = 0
@@ -126,7 +120,7 @@ class FundFold:
     timeline: list[FundChange] | None = None
 
     @classmethod
-    def starting_at(cls, initial: int, keep_timeline: bool = False) -> FundFold:
+    def starting_at(cls, initial: int, keep_timeline: bool = False) -> FundSummary:
         return cls(
             start=initial,
             balance=initial,
@@ -179,7 +173,7 @@ class FundFold:
 
 
 @attrs.define
-class Cascade:
+class RootCascade:
     """The liquidations that descend from one root input, and what they cost."""
 
     root: int
@@ -203,7 +197,7 @@ class Cascade:
 
 
 class CascadeFold:
-    """Roots of the cause forest, and per root that triggered liquidations, a :class:`Cascade`.
+    """Roots of the cause forest, and per root that triggered liquidations, a :class:`RootCascade`.
 
     ``root_of(seq)`` is the input at the top of ``seq``'s cause chain and ``chain(seq)`` the
     chain itself. Causes always point backwards, so two arrays indexed by seq hold every
@@ -214,7 +208,7 @@ class CascadeFold:
     def __init__(self) -> None:
         self._root = array("q", [0])
         self._cause = array("q", [0])
-        self.cascades: dict[int, Cascade] = {}
+        self.cascades: dict[int, RootCascade] = {}
         self._input: Input | None = None
         self._index: dict[str, int] = {}
         self._mark: dict[str, int] = {}
@@ -269,19 +263,19 @@ class CascadeFold:
             self._mark[ev.symbol] = ev.price
         return root
 
-    def cascade(self, root: int, ts: int) -> Cascade:
+    def cascade(self, root: int, ts: int) -> RootCascade:
         c = self.cascades.get(root)
         if c is None:
-            c = self.cascades[root] = Cascade(root, ts)
+            c = self.cascades[root] = RootCascade(root, ts)
             if self._input is not None and self._input.seq == root:
                 c.command = self._input.command
                 c.index_move = self._moves.get("index")
                 c.mark_move = self._moves.get("mark")
         return c
 
-    def largest(self) -> Cascade | None:
+    def largest(self) -> RootCascade | None:
         """The cascade with the most liquidation triggers (the earliest on a tie)."""
-        best: Cascade | None = None
+        best: RootCascade | None = None
         for c in self.cascades.values():
             if best is None or c.triggered > best.triggered:
                 best = c
@@ -343,10 +337,8 @@ class Story:
 
     def __init__(self, config: dict[str, Any], keep_fund_timeline: bool = False) -> None:
         self.config = config
-        decimals = int(config.get("exchange", {}).get("collateral_decimals", 6))
-        self.scale = 10**decimals
-        initial = to_units(str(config.get("insurance_fund", {}).get("initial", "0")), decimals)
-        self.fund = FundFold.starting_at(initial, keep_fund_timeline)
+        self.scale = money_scale(config)
+        self.fund = FundSummary.starting_at(initial_fund(config), keep_fund_timeline)
         backstops = config.get("waterfall", {}).get("backstop_accounts", [])
         self._backstops = frozenset(str(b) for b in backstops)
         #: backstop accounts that were themselves liquidated: id -> (seq, ts) of the first time
@@ -407,7 +399,7 @@ class Story:
             self.liquidated.add(ev.account)
             if ev.account in self._backstops:
                 self.backstops_liquidated.setdefault(ev.account, (ev.seq, ev.ts))
-            c: Cascade | None = self.cascades.cascade(root, ev.ts)
+            c: RootCascade | None = self.cascades.cascade(root, ev.ts)
             assert c is not None
             c.triggered += 1
             c.accounts.add(ev.account)
@@ -425,17 +417,17 @@ class Story:
 
     # Per event type: update the totals, and the cascade ``c`` the event belongs to, if any.
 
-    def _input(self, ev: Event, c: Cascade | None) -> None:
+    def _input(self, ev: Event, c: RootCascade | None) -> None:
         self.commands += 1
 
-    def _rejected(self, ev: Event, c: Cascade | None) -> None:
+    def _rejected(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Rejected)
         self.rejected[ev.reason] += 1
 
-    def _fill(self, ev: Event, c: Cascade | None) -> None:
+    def _fill(self, ev: Event, c: RootCascade | None) -> None:
         self.trades += 1
 
-    def _index_price(self, ev: Event, c: Cascade | None) -> None:
+    def _index_price(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, IndexPrice)
         r = self.index.get(ev.symbol)
         if r is None:
@@ -443,11 +435,11 @@ class Story:
         else:
             r.add(ev.price, ev.seq, ev.ts)
 
-    def _step(self, ev: Event, c: Cascade | None) -> None:
+    def _step(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationStep)
         self.steps[ev.step] += 1
 
-    def _liquidation_fill(self, ev: Event, c: Cascade | None) -> None:
+    def _liquidation_fill(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationFill)
         self.book.add(ev, ev.symbol, ev.qty)
         self.shortfall_paid += ev.fund_paid
@@ -456,64 +448,64 @@ class Story:
         if c is not None:
             c.book_qty += ev.qty
 
-    def _backstop(self, ev: Event, c: Cascade | None) -> None:
+    def _backstop(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, BackstopTransfer)
         self.backstop.add(ev, ev.symbol, ev.qty, ev.backstop, ev.value)
         if c is not None:
             c.backstop_qty += abs(ev.qty)
 
-    def _takeover(self, ev: Event, c: Cascade | None) -> None:
+    def _takeover(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Takeover)
         self.takeover.add(ev, ev.symbol, ev.qty, INSURANCE, ev.value)
         if c is not None:
             c.takeover_qty += abs(ev.qty)
 
-    def _deleveraged(self, ev: Event, c: Cascade | None) -> None:
+    def _deleveraged(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Deleveraged)
         self.adl.add(ev, ev.symbol, ev.qty, ev.counterparty, ev.value)
         if c is not None:
             c.adl_qty += abs(ev.qty)
             c.deleveraged.add(ev.counterparty)
 
-    def _insurance_payment(self, ev: Event, c: Cascade | None) -> None:
+    def _insurance_payment(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, InsurancePayment)
         self.insurance_payments += ev.amount
 
-    def _socialized(self, ev: Event, c: Cascade | None) -> None:
+    def _socialized(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, SocializedLoss)
         self.socialized += ev.amount
         if c is not None:
             c.socialized += ev.amount
 
-    def _clawback(self, ev: Event, c: Cascade | None) -> None:
+    def _clawback(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Clawback)
         self.clawback_loss += ev.loss
         self.clawback_collected += ev.collected
         self.clawback_periods += 1
         self.clawed.update(str(a) for a, _ in ev.charges)
 
-    def _system_debt(self, ev: Event, c: Cascade | None) -> None:
+    def _system_debt(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, SystemDebt)
         self.system_debt += ev.amount
         self.debt_events += 1
         if c is not None:
             c.system_debt += ev.amount
 
-    def _avoided(self, ev: Event, c: Cascade | None) -> None:
+    def _avoided(self, ev: Event, c: RootCascade | None) -> None:
         self.avoided += 1
 
-    def _finished(self, ev: Event, c: Cascade | None) -> None:
+    def _finished(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationFinished)
         if ev.remaining:
             self.left_open += 1
 
-    def _halt(self, ev: Event, c: Cascade | None) -> None:
+    def _halt(self, ev: Event, c: RootCascade | None) -> None:
         self.halts += 1
 
-    def _param_set(self, ev: Event, c: Cascade | None) -> None:
+    def _param_set(self, ev: Event, c: RootCascade | None) -> None:
         self.params_set += 1
 
-    def _funding(self, ev: Event, c: Cascade | None) -> None:
+    def _funding(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Funding)
         # One round is split over several events with the same cause: count it once.
         key = (ev.cause, ev.ts, ev.symbol)
@@ -522,7 +514,7 @@ class Story:
             self.funding_rounds += 1
 
 
-_Handler = Callable[[Story, Event, "Cascade | None"], None]
+_Handler = Callable[[Story, Event, "RootCascade | None"], None]
 _TOTALS: Final[dict[type[Event], _Handler]] = {
     Input: Story._input,
     Rejected: Story._rejected,
