@@ -41,7 +41,7 @@ from clearsim.events.types import (
     SocializedLoss,
     SystemDebt,
 )
-from clearsim.replay import scenario as scn
+from clearsim.replay import scenarios as scn
 from clearsim.replay.cli.render import story_text as render
 from clearsim.replay.projections.story import FundChange, Story, cash_moves
 

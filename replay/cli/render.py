@@ -22,7 +22,7 @@ from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
 from clearsim.replay.projections.fund import FundReport
 from clearsim.replay.projections.story import RootCascade, StepTotals, Story
 from clearsim.replay.runner import RunSummary
-from clearsim.replay.scenario import Scenario
+from clearsim.replay.scenarios import Scenario
 from clearsim.replay.verify import VerifyResult
 
 # --------------------------------------------------------------------------- run, demo

@@ -25,7 +25,7 @@ from clearsim.clearing import Config
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader
 from clearsim.events.units import INT64_MAX
-from clearsim.replay import scenario as scn
+from clearsim.replay import scenarios as scn
 from clearsim.replay.cli import render
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
