@@ -21,11 +21,10 @@ import orjson
 
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
-from clearsim.events.codec import to_event
+from clearsim.events.codec import split_record, to_event
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.types import Clawback, Input, SocializedLoss
 from clearsim.replay.rebuild import command_of
-from clearsim.replay.verify import body_of
 
 __all__ = ["DiffResult", "diff"]
 
@@ -124,8 +123,8 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
         if lb is not None:
             sb.feed(lb[1])
         if first is None:
-            xa = None if la is None else body_of(la[1])
-            xb = None if lb is None else body_of(lb[1])
+            xa = None if la is None else split_record(la[1])[0]
+            xb = None if lb is None else split_record(lb[1])[0]
             if xa != xb:
                 src = la if la is not None else lb
                 assert src is not None  # zip_longest: one side at least

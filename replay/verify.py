@@ -26,20 +26,12 @@ import attrs
 import orjson
 
 from clearsim.clearing import Config, Exchange
-from clearsim.events.codec import BadRecord, CorruptLog, encode_event, to_event
+from clearsim.events.codec import BadRecord, CorruptLog, encode_event, split_record, to_event
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.types import Event, Input
 from clearsim.replay.rebuild import command_of
 
-__all__ = ["Divergence", "VerifyResult", "body_of", "conservation_error", "verify"]
-
-#: ``,"h":"`` + 16 hex digits + ``"}`` + newline: what a sealed line adds to its body.
-_SUFFIX = 25
-
-
-def body_of(line: bytes) -> bytes:
-    """The canonical body of a sealed, newline-terminated log line (the ``"h"`` key cut)."""
-    return line[:-_SUFFIX] + b"}"
+__all__ = ["Divergence", "VerifyResult", "conservation_error", "verify"]
 
 
 @attrs.frozen
@@ -186,7 +178,7 @@ def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> Verify
     try:
         for seq, line in reader.lines():
             last_seq = seq
-            body = body_of(line)
+            body = split_record(line)[0]
             if not pending:
                 # A command boundary: the logged record must be an input to feed back.
                 try:

@@ -9,16 +9,15 @@ on the reader's fast path: only the lines holding :data:`FUND_TOKENS` are parsed
 
 from __future__ import annotations
 
-import gzip
 import os
-from collections.abc import Iterable, Iterator
-from typing import IO, Final
+from collections.abc import Iterable
+from typing import Final
 
 import attrs
 import orjson
 
 from clearsim.clearing.accounts import CLAWBACK_POOL, FEES, INSURANCE
-from clearsim.events.codec import event_to_dict, unseal
+from clearsim.events.codec import event_to_dict
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.types import Event
 from clearsim.replay.projections.cash import Record, initial_fund, money_scale
@@ -228,109 +227,6 @@ class FundFold:
         )
 
 
-# -- the fast path over a file
-
-
-class _Anomaly(Exception):
-    """Something the fast path does not judge itself: let LogReader read the log."""
-
-
-_CHUNK: Final = 8 << 20
-
-
-def _open(path: str) -> IO[bytes]:
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
-
-
-def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
-    """Blocks of whole lines (each ending with a newline); a last line without one is
-    raised as an anomaly (a torn tail is for LogReader to report)."""
-    rest = b""
-    while True:
-        chunk = fh.read(_CHUNK)
-        if not chunk:
-            if rest:
-                raise _Anomaly("incomplete last line")
-            return
-        buf = rest + chunk if rest else chunk
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            rest = buf
-            continue
-        rest = buf[cut:]
-        yield buf[:cut] if rest else buf
-
-
-def _selected(block: bytes, tokens: tuple[bytes, ...]) -> list[bytes]:
-    """The lines of ``block`` holding any of ``tokens``, in order, without newlines."""
-    starts: set[int] = set()
-    find, rfind = block.find, block.rfind
-    for tok in tokens:
-        i = find(tok)
-        while i >= 0:
-            s = rfind(b"\n", 0, i) + 1
-            starts.add(s)
-            e = find(b"\n", i)
-            i = find(tok, e)
-    out = []
-    for s in sorted(starts):
-        out.append(block[s : find(b"\n", s)])
-    return out
-
-
-def _fast_records(
-    path: str, tokens: tuple[bytes, ...], verify: bool, end: list[int]
-) -> Iterator[Record]:
-    """Parsed records of the lines holding ``tokens``, after the header; raises _Anomaly.
-    ``end[0]`` is set to the seq of the log's last record."""
-    loads = orjson.loads
-    with _open(path) as fh:
-        first = True
-        prev = b""
-        last_seq = 0
-        for block in _blocks(fh):
-            if first:
-                first = False
-                cut = block.find(b"\n") + 1
-                header_line = block[:cut]
-                h = unseal(b"", header_line)
-                if h is None:
-                    raise _Anomaly("header")
-                prev = h
-                block = block[cut:]
-            if verify:
-                lines = block.split(b"\n")
-                lines.pop()
-                for line in lines:
-                    h = unseal(prev, line + b"\n")
-                    if h is None:
-                        raise _Anomaly("checksum")
-                    prev = h
-            for line in _selected(block, tokens):
-                try:
-                    d = loads(line)
-                except orjson.JSONDecodeError:
-                    raise _Anomaly("json") from None
-                if type(d) is not dict:
-                    raise _Anomaly("record")
-                seq = d.get("seq")
-                if type(seq) is not int or seq <= last_seq:
-                    raise _Anomaly("seq")
-                last_seq = seq
-                yield d
-            if block:
-                tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1 :]
-                try:
-                    seq = loads(tail).get("seq")
-                except (orjson.JSONDecodeError, AttributeError):
-                    raise _Anomaly("json") from None
-                if type(seq) is not int or seq < last_seq:
-                    raise _Anomaly("seq")
-                end[0] = seq
-
-
 def fold_fund(path: str | os.PathLike[str], *, verify: bool = True) -> FundReport:
     """The fund timeline, clawback ledger and ADL ledger of a log (the fast path).
 
@@ -339,20 +235,8 @@ def fold_fund(path: str | os.PathLike[str], *, verify: bool = True) -> FundRepor
     :class:`LogReader`, which keeps everything before a torn tail (reported in ``torn``) and
     raises :class:`events.codec.CorruptLog` for anything else.
     """
-    p = os.fspath(path)
-    reader = LogReader(p)  # checks the header
+    reader = LogReader(path)  # checks the header
     config = reader.header.config
-    fold = FundFold(initial_fund(config))
-    end = [0]
-    try:
-        apply = fold.apply
-        for d in _fast_records(p, FUND_TOKENS, verify, end):
-            apply(d)
-        fold.last_seq = end[0]
-        return fold.report(money_scale(config), None)
-    except _Anomaly:
-        pass
-    fold = FundFold(initial_fund(config))
-    fold.fold(reader.records())  # every record: the fold ignores the irrelevant ones
+    fold = FundFold(initial_fund(config)).fold(reader.select(FUND_TOKENS, verify=verify))
     fold.last_seq = reader.last_seq
     return fold.report(money_scale(config), reader.torn)
