@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -105,6 +106,16 @@ def _check_id(v: object, key: str, prefix: bool = True) -> None:
             f"{key}: expected an account id (letters, digits, _.:@-, not starting with # or @),"
             f" got {v!r}"
         )
+
+
+def _on_grid(read: Callable[[str], int], v: object, key: str) -> int:
+    """A decimal string read onto the grid (``grid.price`` or ``grid.qty``) as an integer."""
+    if not isinstance(v, str):
+        raise ScenarioError(f"{key}: expected a decimal string, got {v!r}")
+    try:
+        return read(v)
+    except GridError as e:
+        raise ScenarioError(f"{key}: {e}") from None
 
 
 def _atoms(v: object, decimals: int, key: str) -> int:
@@ -284,13 +295,7 @@ def _makers(d: object, decimals: int, grid: Grid) -> MarketMakers:
         lt = _Table(lv, f"market_makers.depth[{i}]")
         lt.known("offset_ppm", "qty")
         off = lt.integer("offset_ppm", None, 1, PPM - 1)
-        q = lt.d.get("qty")
-        try:
-            lots = grid.qty(q) if isinstance(q, str) else None
-        except GridError as e:
-            raise ScenarioError(f"{lt.key('qty')}: {e}") from None
-        if lots is None:
-            raise ScenarioError(f"{lt.key('qty')}: expected a decimal string, got {q!r}")
+        lots = _on_grid(grid.qty, lt.d.get("qty"), lt.key("qty"))
         if depth and off <= depth[-1].offset_ppm:
             raise ScenarioError(f"{lt.key('offset_ppm')}: offsets must increase level by level")
         depth.append(Level(off, lots))
@@ -321,12 +326,7 @@ def _price(
         start = t.d.get("start")
         if start is None:
             raise ScenarioError("price.start: required for a random walk")
-        try:
-            ticks = grid.price(start) if isinstance(start, str) else None
-        except GridError as e:
-            raise ScenarioError(f"price.start: {e}") from None
-        if ticks is None:
-            raise ScenarioError(f"price.start: expected a decimal string, got {start!r}")
+        ticks = _on_grid(grid.price, start, "price.start")
         jumps = []
         for i, j in enumerate(t.items("jumps")):
             jt = _Table(j, f"price.jumps[{i}]")
