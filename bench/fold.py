@@ -20,7 +20,8 @@ import orjson
 
 from clearsim.events.codec import Header, seal_bytes
 from clearsim.events.log import LogReader, LogWriter
-from clearsim.replay.project import fold_fund, fold_ledger
+from clearsim.replay.projections.fund import fold_fund
+from clearsim.replay.projections.ledger import fold_ledger
 
 BASE = "/tmp/clearsim_bench_crash.log"
 

@@ -33,9 +33,9 @@ from collections import Counter
 from pathlib import Path
 
 from clearsim.events.log import LogReader
-from clearsim.replay import scenario as scn
+from clearsim.replay import scenarios as scn
+from clearsim.replay.projections.story import Story
 from clearsim.replay.runner import run
-from clearsim.replay.story import Story
 
 
 def main() -> int:

@@ -51,6 +51,7 @@ __all__ = [
     "header_from_dict",
     "seal",
     "seal_bytes",
+    "split_record",
     "to_event",
     "unseal",
     "validate_event",
@@ -74,6 +75,9 @@ _SORT: Final = orjson.OPT_SORT_KEYS
 _SUFFIX_LEN: Final = 25
 _H_OPEN: Final = b',"h":"'
 _H_CLOSE: Final = b'"}\n'
+#: Where the 16 hex digits of the checksum sit, counted from the end of a sealed line.
+_H_FROM: Final = -19
+_H_TO: Final = -3
 _HEX: Final = frozenset(b"0123456789abcdef")
 _RESERVED_KEYS: Final = frozenset({"type", "h"})
 
@@ -391,14 +395,29 @@ def seal_bytes(prev_h: bytes, body: bytes) -> tuple[bytes, bytes]:
     return body[:-1] + _H_OPEN + h + _H_CLOSE, h
 
 
+def split_record(line: bytes) -> tuple[bytes, bytes]:
+    """(canonical body, checksum) of a sealed, newline-terminated line: the body is the
+    record without its ``"h"`` key (what was hashed), the checksum its 16 ascii hex digits.
+
+    Only the layout is used (no check): call it on lines a reader has verified, or see
+    :func:`unseal`.
+    """
+    return line[:-_SUFFIX_LEN] + b"}", line[_H_FROM:_H_TO]
+
+
 def unseal(prev_h: bytes, line: bytes) -> bytes | None:
     """The checksum (ascii bytes) of a newline-terminated line if it is sealed onto ``prev_h``.
 
     None if the line has no well-formed ``"h"`` suffix or the checksum does not match.
     """
-    if line[-_SUFFIX_LEN:-19] != _H_OPEN or line[-3:] != _H_CLOSE or len(line) <= _SUFFIX_LEN:
+    if (
+        line[-_SUFFIX_LEN:_H_FROM] != _H_OPEN
+        or line[_H_TO:] != _H_CLOSE
+        or len(line) <= _SUFFIX_LEN
+    ):
         return None
-    h = line[-19:-3]
+    # split_record(line), inline: this runs once per line of every verified read.
+    h = line[_H_FROM:_H_TO]
     expect = hashlib.blake2b(prev_h + line[:-_SUFFIX_LEN] + b"}", digest_size=8).hexdigest()
     if expect.encode("ascii") != h:
         return None

@@ -12,10 +12,7 @@ balances, positions), plus the clawback totals folded from its events.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from decimal import Decimal
 from itertools import zip_longest
 from typing import Any
 
@@ -24,13 +21,12 @@ import orjson
 
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
-from clearsim.events.codec import to_event
+from clearsim.events.codec import split_record, to_event
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.types import Clawback, Input, SocializedLoss
 from clearsim.replay.rebuild import command_of
-from clearsim.replay.verify import body_of
 
-__all__ = ["DiffResult", "diff", "report"]
+__all__ = ["DiffResult", "diff"]
 
 
 _WANTED = (b'"type":"input"', b'"type":"clawback"', b'"type":"socialized_loss"')
@@ -127,8 +123,8 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
         if lb is not None:
             sb.feed(lb[1])
         if first is None:
-            xa = None if la is None else body_of(la[1])
-            xb = None if lb is None else body_of(lb[1])
+            xa = None if la is None else split_record(la[1])[0]
+            xb = None if lb is None else split_record(lb[1])[0]
             if xa != xb:
                 src = la if la is not None else lb
                 assert src is not None  # zip_longest: one side at least
@@ -173,59 +169,3 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
         torn_a=ra.torn,
         torn_b=rb.torn,
     )
-
-
-def report(r: DiffResult, max_accounts: int = 20) -> list[str]:
-    """Lines of text describing a diff."""
-    if r.identical:
-        return [f"identical: {r.events_a} events, same final state"]
-    out: list[str] = []
-    for h in r.header:
-        out.append(f"header differs: {h}")
-    if r.seq is not None:
-        out.append(f"first divergence at seq {r.seq}:")
-        out.append("  A: " + ("(no record)" if r.body_a is None else r.body_a.decode()))
-        out.append("  B: " + ("(no record)" if r.body_b is None else r.body_b.decode()))
-    else:
-        out.append(f"every record agrees ({r.events_a} events)")
-    if r.events_a != r.events_b:
-        out.append(f"events: A {r.events_a}, B {r.events_b}")
-    for name, (x, y) in r.totals.items():
-        out.append(f"{name}: A {x}  B {y}  (B - A = {_minus(y, x)})")
-    if r.accounts:
-        out.append(f"accounts that differ: {len(r.accounts)}")
-        for i, (aid, fields) in enumerate(r.accounts.items()):
-            if i == max_accounts:
-                out.append(f"  ... {len(r.accounts) - max_accounts} more")
-                break
-            parts = [
-                f"{k} {x if x is not None else '-'} -> {y if y is not None else '-'}"
-                for k, (x, y) in fields.items()
-            ]
-            out.append(f"  {aid}: " + "; ".join(parts))
-    return out
-
-
-def _minus(y: str, x: str) -> str:
-    return format(Decimal(y) - Decimal(x), "f")
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(sub: Any) -> None:
-    """The ``diff`` subcommand (``sub`` is argparse's subparsers action)."""
-    d = sub.add_parser("diff", help="first divergent seq of two logs and their outcome differences")
-    d.add_argument("a", metavar="A")
-    d.add_argument("b", metavar="B")
-
-
-def cmd(a: argparse.Namespace) -> int:
-    """Exit 0 only when the two logs are identical, 1 otherwise."""
-    r = diff(a.a, a.b)
-    for name, torn in (("A", r.torn_a), ("B", r.torn_b)):
-        if torn is not None:
-            print(f"warning: {name}: {torn}", file=sys.stderr)
-    for line in report(r):
-        print(line)
-    return 0 if r.identical else 1

@@ -1,7 +1,8 @@
 """Ledger snapshots beside a log, and seeking to a seq through them (DESIGN §7, §8).
 
-``write_snapshots(log, every=K)`` folds the log once with :class:`replay.project.Ledger` and
-writes ``<log>.snap``, JSON Lines, one snapshot every K records::
+``write_snapshots(log, every=K)`` folds the log once with
+:class:`replay.projections.ledger.Ledger` and writes ``<log>.snap``, JSON Lines, one
+snapshot every K records::
 
     {"seq": N, "offset": O, "len": L, "h": "<chain checksum of record N>",
      "hash": "<blake2b of the ledger>", "ledger": {...}}
@@ -22,19 +23,18 @@ verified fold, which names the corrupt record or reports the torn tail exactly.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
 import tempfile
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import attrs
 import orjson
 
-from clearsim.events.codec import LogError, unseal
-from clearsim.events.log import LogReader, TornTail
-from clearsim.replay.project import Ledger
+from clearsim.events.codec import CorruptLog, LogError, split_record
+from clearsim.events.log import LogReader, Resume, ResumeMismatch, TornTail
+from clearsim.replay.projections.ledger import Ledger
 
 __all__ = [
     "SNAP_SUFFIX",
@@ -75,11 +75,6 @@ def ledger_hash(state: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _h_of(line: bytes) -> bytes:
-    # A verified line ends with `,"h":"<16 hex>"}\n`.
-    return line[-19:-3]
-
-
 def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY) -> int:
     """Write ``<log>.snap`` with a snapshot after every ``every`` records; the count written.
 
@@ -93,7 +88,7 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
     led = Ledger(reader.header.config)
     apply = led.apply
     loads = orjson.loads
-    offset = len(_header_line(reader))
+    offset = len(reader.header_line)
     out: list[bytes] = []
     for seq, line in reader.lines():
         apply(loads(line))
@@ -104,7 +99,7 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
                 "seq": seq,
                 "offset": offset,
                 "len": len(line),
-                "h": _h_of(line).decode("ascii"),
+                "h": split_record(line)[1].decode("ascii"),
                 "hash": ledger_hash(state),
             }
             # "seq" first, so a reader finds a snapshot without parsing the ledgers before it.
@@ -161,20 +156,6 @@ def check_snapshots(log_path: str | os.PathLike[str]) -> tuple[int, str | None]:
     if nxt is not None:
         return checked, f"snapshot at seq {nxt.get('seq')} is past the end of the log"
     return checked, None
-
-
-def _header_line(reader: LogReader) -> bytes:
-    with _open(reader.path, reader.gz) as fh:
-        return fh.readline()
-
-
-def _open(path: str, gz: bool) -> IO[bytes]:
-    try:
-        if gz:
-            return gzip.open(path, "rb")  # type: ignore[return-value]
-        return open(path, "rb")
-    except OSError as e:
-        raise LogError(f"{path}: cannot open: {e.strerror or e}") from None
 
 
 # --------------------------------------------------------------------------- seeking
@@ -239,7 +220,13 @@ def seek(log_path: str | os.PathLike[str], seq: int) -> Ledger:
 
 
 def seek_detail(log_path: str | os.PathLike[str], seq: int) -> SeekResult:
-    """:func:`seek`, saying which snapshot it started from and how many records it folded."""
+    """:func:`seek`, saying which snapshot it started from and how many records it folded.
+
+    The records after the snapshot are read by the log's own scanner, resumed after the
+    snapshot's record (:class:`events.log.Resume`). Any anomaly in them (a checksum, a seq,
+    a torn tail) falls back to a full verified fold, which names the corrupt record or
+    reports the torn tail exactly.
+    """
     if seq < 0:
         raise ValueError("seq: expected a seq >= 0")
     path = os.fspath(log_path)
@@ -248,71 +235,32 @@ def seek_detail(log_path: str | os.PathLike[str], seq: int) -> SeekResult:
     sp = snap_path(path)
     snap = _load_snapshot(sp, seq) if os.path.exists(sp) else None
     if snap is None:
-        led = Ledger(config)
-        start = len(_header_line(reader))
-        return _fold_from(reader, led, None, 0, start, 0, b"", seq)
-    led = Ledger.from_dict(config, snap.ledger)
-    return _fold_from(reader, led, snap.seq, snap.offset, snap.length, snap.seq, snap.h, seq)
-
-
-def _fold_from(
-    reader: LogReader,
-    led: Ledger,
-    snap_seq: int | None,
-    offset: int,
-    length: int,
-    at: int,
-    h: bytes,
-    seq: int,
-) -> SeekResult:
-    """Fold the records after seq ``at`` (whose line, ``length`` bytes ending at ``offset``,
-    has checksum ``h``) up to ``seq``. ``at == 0``: ``length`` is the header line's."""
-    path = reader.path
-    mismatch = SnapshotError(
-        f"{snap_path(path)}: snapshot at seq {at} does not match the log "
-        "(the log changed?); rebuild it with `clearsim snapshot`"
-    )
-    with _open(path, reader.gz) as fh:
-        try:
-            if at == 0:
-                prev = reader.last_h.encode("ascii")  # the header's checksum
-                fh.read(length)
-            else:
-                if reader.gz:
-                    for _ in range(at):  # header + records 1 .. at-1
-                        if not fh.readline():
-                            raise mismatch
-                else:
-                    fh.seek(offset - length)
-                line = fh.readline()
-                if len(line) != length or _h_of(line) != h or orjson.loads(line)["seq"] != at:
-                    raise mismatch
-                prev = h
-        except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError, KeyError) as e:
-            if isinstance(e, SnapshotError):
-                raise
-            raise mismatch from None
-        apply = led.apply
-        loads = orjson.loads
-        expect = at + 1
-        replayed = 0
-        try:
-            while expect <= seq:
-                line = fh.readline()
-                if not line:
-                    break  # the end of the log: the state is the last record's
-                got = unseal(prev, line) if line[-1:] == b"\n" else None
-                if got is None:
-                    return _full_fold(reader, seq)
-                d = loads(line)
-                if type(d) is not dict or d.get("seq") != expect:
-                    return _full_fold(reader, seq)
+        led, resume, snap_seq = Ledger(config), None, None
+    else:
+        led = Ledger.from_dict(config, snap.ledger)
+        resume = Resume(snap.seq, snap.offset, snap.length, snap.h)
+        snap_seq = snap.seq
+    replayed = 0
+    apply = led.apply
+    try:
+        if led.seq >= seq:
+            if resume is not None:
+                reader.check_resume(resume)  # the snapshot must still belong to this log
+        else:
+            for d in reader.records(resume):
                 apply(d)
-                prev = got
-                expect += 1
                 replayed += 1
-        except (OSError, EOFError, gzip.BadGzipFile, orjson.JSONDecodeError):
-            return _full_fold(reader, seq)
+                if d["seq"] >= seq:
+                    break
+    except ResumeMismatch:
+        raise SnapshotError(
+            f"{sp}: snapshot at seq {snap_seq} does not match the log "
+            "(the log changed?); rebuild it with `clearsim snapshot`"
+        ) from None
+    except CorruptLog:
+        return _full_fold(reader, seq)
+    if reader.torn is not None:
+        return _full_fold(reader, seq)
     return SeekResult(led, snap_seq, replayed, None)
 
 

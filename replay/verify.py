@@ -17,32 +17,21 @@ last command's events that were lost with the tail are not counted as missing.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from collections import deque
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import orjson
 
 from clearsim.clearing import Config, Exchange
-from clearsim.events.codec import ENGINE_VERSION, BadRecord, CorruptLog, encode_event, to_event
+from clearsim.events.codec import BadRecord, CorruptLog, encode_event, split_record, to_event
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.types import Event, Input
 from clearsim.replay.rebuild import command_of
-from clearsim.replay.snapshot import check_snapshots, snap_path
 
-__all__ = ["Divergence", "VerifyResult", "body_of", "conservation_error", "verify"]
-
-#: ``,"h":"`` + 16 hex digits + ``"}`` + newline: what a sealed line adds to its body.
-_SUFFIX = 25
-
-
-def body_of(line: bytes) -> bytes:
-    """The canonical body of a sealed, newline-terminated log line (the ``"h"`` key cut)."""
-    return line[:-_SUFFIX] + b"}"
+__all__ = ["Divergence", "VerifyResult", "conservation_error", "verify"]
 
 
 @attrs.frozen
@@ -189,7 +178,7 @@ def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> Verify
     try:
         for seq, line in reader.lines():
             last_seq = seq
-            body = body_of(line)
+            body = split_record(line)[0]
             if not pending:
                 # A command boundary: the logged record must be an input to feed back.
                 try:
@@ -235,83 +224,3 @@ def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> Verify
             )
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def report(res: VerifyResult) -> tuple[list[str], list[str]]:
-    """(stdout lines, stderr lines) describing a result for the CLI."""
-    out: list[str] = []
-    err: list[str] = []
-    if res.torn is not None:
-        extra = (
-            f"; {res.lost_with_tail} event(s) of the last command were lost with it"
-            if res.lost_with_tail
-            else ""
-        )
-        err.append(f"warning: {res.torn}{extra}")
-    if res.corrupt is not None:
-        out.append(f"FAIL chain broken at seq {res.corrupt.seq}: {res.corrupt}")
-        out.append(f"  records before seq {res.corrupt.seq} re-executed identically")
-    if res.divergence is not None:
-        d = res.divergence
-        out.append(f"FAIL divergence at seq {d.seq}: {d.reason}")
-        fields = d.fields()
-        if fields:
-            out.append(f"  fields differ: {', '.join(fields)}")
-        out.append("  logged:      " + _show(d.logged))
-        out.append("  re-executed: " + _show(d.replayed))
-    if res.conservation is not None:
-        out.append(f"FAIL conservation: {res.conservation}")
-    if res.ok:
-        prefix = "good prefix " if res.torn is not None else ""
-        out.append(
-            f"OK {res.path}: {prefix}{res.events} events ({res.commands} commands) "
-            f"re-executed identically, chain and conservation hold; "
-            f"{res.seconds:.2f} s, {res.rate:,.0f} events/s"
-        )
-    else:
-        out.append(
-            f"verified {res.events} events ({res.commands} commands) before the failure "
-            f"in {res.seconds:.2f} s"
-        )
-    if res.engine_logged != ENGINE_VERSION:
-        err.append(
-            f"note: log written by engine {res.engine_logged}, verified with {ENGINE_VERSION}"
-        )
-    return out, err
-
-
-def _show(body: bytes | None) -> str:
-    return "(none)" if body is None else body.decode("utf-8", "replace")
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(sub: Any) -> None:
-    """The ``verify`` subcommand (``sub`` is argparse's subparsers action)."""
-    v = sub.add_parser(
-        "verify", help="check a log's chain, re-execute it and compare every event, byte for byte"
-    )
-    v.add_argument("log")
-    v.add_argument(
-        "--no-conservation", action="store_true", help="skip the conservation checks (faster)"
-    )
-
-
-def cmd(a: argparse.Namespace) -> int:
-    """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
-    res = verify(a.log, conservation=not a.no_conservation)
-    out, err = report(res)
-    ok = res.ok
-    if ok and os.path.exists(snap_path(a.log)):
-        checked, problem = check_snapshots(a.log)
-        if problem is None:
-            out.append(f"OK {checked} snapshots match the log")
-        else:
-            out.append(f"FAIL {problem}")
-            ok = False
-    for line in err:
-        print(line, file=sys.stderr)
-    for line in out:
-        print(line)
-    return 0 if ok else 1

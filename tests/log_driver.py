@@ -21,7 +21,7 @@ from pathlib import Path
 from clearsim.clearing import Config, Exchange
 from clearsim.events.codec import Header
 from clearsim.events.log import LogWriter
-from clearsim.replay import scenario
+from clearsim.replay import scenarios as scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

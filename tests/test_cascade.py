@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from test_verify import assert_user_error, cli, write_log
 
-from clearsim.replay.cascade import cascades, render_json, render_text
+from clearsim.replay.cli.render import cascade_json as render_json
+from clearsim.replay.cli.render import cascade_text as render_text
+from clearsim.replay.projections.cascade import cascades
 
 ROOT = 46  # the seller's order, the last input (seq read off the log once, by hand)
 

@@ -1,6 +1,6 @@
-"""``clearsim demo`` end to end, and the story fold (replay/story.py) on a hand-written event
-stream whose totals are computed by hand, and on a real run against the engine's own
-balances."""
+"""``clearsim demo`` end to end, and the story fold (replay/projections/story.py) on a
+hand-written event stream whose totals are computed by hand, and on a real run against the
+engine's own balances."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from test_scenario import SMALL
 
 from clearsim.clearing import Exchange
+from clearsim.clearing.accounts import INSURANCE
 from clearsim.events.log import LogReader
 from clearsim.events.types import (
     BackstopTransfer,
@@ -40,8 +41,9 @@ from clearsim.events.types import (
     SocializedLoss,
     SystemDebt,
 )
-from clearsim.replay import scenario as scn
-from clearsim.replay.story import INSURANCE, FundChange, Story, cash_moves, render
+from clearsim.replay import scenarios as scn
+from clearsim.replay.cli.render import story_text as render
+from clearsim.replay.projections.story import FundChange, Story, cash_moves
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADINGS = (

@@ -63,15 +63,9 @@ from clearsim.events.types import (
     Takeover,
     Withdrawal,
 )
-from clearsim.replay.project import (
-    FundFold,
-    Ledger,
-    fold_fund,
-    fold_ledger,
-    fund_csv,
-    fund_json,
-    state_view,
-)
+from clearsim.replay.cli.render import fund_csv, fund_json
+from clearsim.replay.projections.fund import FundFold, fold_fund
+from clearsim.replay.projections.ledger import Ledger, fold_ledger, state_view
 
 S = "BTC-USD"
 INS = "#insurance"

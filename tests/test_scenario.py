@@ -21,9 +21,9 @@ import pytest
 from clearsim.clearing import Config
 from clearsim.events.log import LogReader
 from clearsim.events.types import Input, ParamSet, Rejected
-from clearsim.replay import scenario as scn
+from clearsim.replay import scenarios as scn
 from clearsim.replay.runner import run
-from clearsim.replay.scenario import ScenarioError
+from clearsim.replay.scenarios import ScenarioError, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = ROOT.parent / "shared" / "data" / "bitmex" / "XBTUSD-1m-2020-03-12.json"
@@ -352,7 +352,7 @@ def test_run_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
 
 def test_integer_sampling_tables_are_exact() -> None:
-    table = scn._pow2_fractions()
+    table = generate._pow2_fractions()
     one = 1 << 62
     assert table[0] == one
     assert abs(table[2048] - 6521908912666391106) <= 1  # sqrt(2) x 2^62
@@ -628,7 +628,7 @@ def test_bundled_crash_scenario_ships_with_the_package() -> None:
     p = sc.prices()
     assert min(p) <= p[0] * 70 // 100  # a drop of 30% or more
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "scenarios/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["clearsim.replay"]
+    assert "*.toml" in pyproject["tool"]["setuptools"]["package-data"]["clearsim.replay.scenarios"]
     with pytest.raises(ScenarioError, match="bundled scenario 'nope'"):
         scn.bundled("nope")
 

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from clearsim.events.log import LogReader
-from clearsim.replay.project import Ledger, fold_ledger, state_view
+from clearsim.replay.projections.ledger import Ledger, fold_ledger, state_view
 from clearsim.replay.snapshot import (
     SnapshotError,
     seek,

@@ -13,14 +13,11 @@ So memory is a few ints per event plus the chosen trees, and time is two parses 
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import orjson
 
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
@@ -30,11 +27,11 @@ from clearsim.events.log import LogReader, TornTail
 __all__ = [
     "Cascade",
     "CascadeError",
+    "Fmt",
     "Index",
     "build_index",
     "cascades",
-    "render_json",
-    "render_text",
+    "subtree",
 ]
 
 _PRICE = ("price", "bankruptcy_price", "mark", "reference")
@@ -118,7 +115,7 @@ def build_index(reader: LogReader) -> Index:
     return Index(cause, types, children, root, triggered, reader.torn)
 
 
-def _subtree(idx: Index, top: int) -> list[int]:
+def subtree(idx: Index, top: int) -> list[int]:
     """Seqs of ``top`` and all its descendants (increasing)."""
     out = [top]
     stack = [top]
@@ -140,7 +137,7 @@ class Cascade:
     totals: dict[str, Any]
 
 
-class _Fmt:
+class Fmt:
     """Decimal strings for ticks, lots and atoms, from the log's config."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -183,7 +180,7 @@ class _Fmt:
         return out
 
 
-def _totals(fmt: _Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _totals(fmt: Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     liquidated: set[str] = set()
     closed: dict[str, dict[str, int]] = {"book": {}, "backstop": {}, "takeover": {}, "adl": {}}
     fund = clawed = debt = n = triggers = 0
@@ -227,7 +224,7 @@ def _totals(fmt: _Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def cascades(
     path: str | os.PathLike[str], start: int | None = None, top: int = 5
-) -> tuple[list[Cascade], Index, _Fmt]:
+) -> tuple[list[Cascade], Index, Fmt]:
     """The cascade under ``start``, or the ``top`` largest (by liquidations under an input)."""
     reader = LogReader(path)
     idx = build_index(reader)
@@ -239,7 +236,7 @@ def cascades(
     else:
         ranked = sorted(idx.triggered.items(), key=lambda kv: (-kv[1], kv[0]))
         tops = [r for r, _ in ranked[:top]]
-    trees = {t: _subtree(idx, t) for t in tops}
+    trees = {t: subtree(idx, t) for t in tops}
     wanted: set[int] = set()
     for s in trees.values():
         wanted.update(s)
@@ -252,127 +249,8 @@ def cascades(
                 recs[seq] = d
             if seq >= hi:
                 break
-    fmt = _Fmt(reader.header.config)
+    fmt = Fmt(reader.header.config)
     out = [
         Cascade(t, seqs, recs, _totals(fmt, (recs[s] for s in seqs))) for t, seqs in trees.items()
     ]
     return out, idx, fmt
-
-
-def _totals_text(tot: dict[str, Any]) -> list[str]:
-    closed = []
-    for step, per in tot["closed"].items():
-        if per:
-            closed.append(f"{step} " + ", ".join(f"{q} {sym}" for sym, q in per.items()))
-    return [
-        f"  events {tot['events']}; liquidations {tot['liquidations']} "
-        f"({tot['accounts_liquidated']} accounts)",
-        "  closed: " + ("; ".join(closed) if closed else "nothing"),
-        f"  fund paid {tot['fund_paid']}; clawed back {tot['clawed_back']}; "
-        f"system debt {tot['system_debt']}",
-    ]
-
-
-def _line(fmt: _Fmt, d: dict[str, Any]) -> str:
-    f = fmt.fields(d)
-    return f"#{d['seq']} {d['type']} " + " ".join(f"{k}={v}" for k, v in f.items())
-
-
-def render_text(
-    cs: list[Cascade], idx: Index, fmt: _Fmt, *, depth: int = 12, width: int = 10
-) -> list[str]:
-    out: list[str] = []
-    if not cs:
-        out.append("no cascades: the log has no liquidations")
-    for c in cs:
-        root = idx.root[c.top]
-        head = f"cascade from seq {c.top} ({idx.types[c.top]})"
-        if root != c.top:
-            head += f", under input seq {root}"
-        out.append(head)
-        out.extend(_totals_text(c.totals))
-        out.extend(_walk(c, idx, fmt, depth, width))
-        out.append("")
-    if idx.torn is not None:
-        out.append(f"note: {idx.torn}")
-    return out
-
-
-def _walk(c: Cascade, idx: Index, fmt: _Fmt, depth: int, width: int) -> list[str]:
-    out: list[str] = []
-    # Stack items: an event (seq, level), or a ready-made text line (str).
-    stack: list[tuple[int, int] | str] = [(c.top, 1)]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        seq, level = item
-        pad = "  " * level
-        out.append(pad + _line(fmt, c.records[seq]))
-        kids = idx.children.get(seq)
-        if not kids:
-            continue
-        if level >= depth:
-            below = _subtree(idx, seq)
-            liq = sum(1 for s in below if idx.types[s] == "liquidation_triggered")
-            out.append(f"{pad}  ... {len(below) - 1} more below ({liq} liquidations)")
-            continue
-        hidden = kids[width:]
-        if hidden:
-            below = [s for k in hidden for s in _subtree(idx, k)]
-            liq = sum(1 for s in below if idx.types[s] == "liquidation_triggered")
-            stack.append(
-                f"{pad}  ... {len(hidden)} more children ({len(below)} events, {liq} liquidations)"
-            )
-        for k in reversed(kids[:width]):
-            stack.append((k, level + 1))
-    return out
-
-
-def render_json(cs: list[Cascade], idx: Index) -> dict[str, Any]:
-    """A flat JSON shape: each cascade's totals and its events (record fields, in seq order)."""
-    return {
-        "cascades": [
-            {
-                "from": c.top,
-                "root": idx.root[c.top],
-                "totals": c.totals,
-                "events": [{k: v for k, v in c.records[s].items() if k != "h"} for s in c.seqs],
-            }
-            for c in cs
-        ],
-        "torn": None if idx.torn is None else str(idx.torn),
-    }
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(sub: Any) -> None:
-    """The ``cascade`` subcommand (``sub`` is argparse's subparsers action)."""
-    c = sub.add_parser(
-        "cascade", help="the tree of events caused by a seq, or the largest cascades, with totals"
-    )
-    c.add_argument("log")
-    c.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
-    c.add_argument("--top", type=int, default=5, metavar="N", help="without --from: N largest")
-    c.add_argument("--json", action="store_true", help="machine-readable output (every event)")
-    c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
-    c.add_argument("--width", type=int, default=10, help="text: children shown per event")
-
-
-def cmd(a: argparse.Namespace) -> int:
-    for name in ("top", "depth", "width"):
-        if getattr(a, name) < 1:
-            raise CascadeError(f"--{name}: expected an integer >= 1")
-    cs, idx, fmt = cascades(a.log, a.start, a.top)
-    if a.json:
-        sys.stdout.write(orjson.dumps(render_json(cs, idx), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    else:
-        if idx.torn is not None:
-            print(f"warning: {idx.torn}", file=sys.stderr)
-        sys.stdout.write("\n".join(render_text(cs, idx, fmt, depth=a.depth, width=a.width)))
-        sys.stdout.write("\n")
-    return 0

@@ -3,27 +3,29 @@
 Everything here reads event fields only (DESIGN §8 "projections"), so it works on any stream
 in the format, whoever wrote it, and on a live stream as well as a log read back.
 
-Pieces, each usable alone (``clearsim fund`` and ``cascade`` build on them):
+Pieces, each usable alone:
 
-- :func:`cash_moves` — the cash each event moves, per account, with a reason. The insurance
-  fund (``#insurance``), the fee pool (``#fees``), the clawback pool (``#clawback``) and the
-  debt account (``#debt``) are accounts like any other, so every balance, the fund's
-  included, is the sum of its moves (plus the fund's configured initial balance).
-- :class:`FundFold` — the insurance fund's cash balance: start, minimum (with seq and time),
-  end, money in and out by reason, and optionally the full timeline.
+- :func:`cash_moves` — :func:`.cash.cash_moves` for a typed event. The insurance fund, the
+  fee pool, the clawback pool and the debt account (``clearing.accounts``) are accounts
+  like any other, so every balance, the fund's included, is the sum of its moves (plus the
+  fund's configured initial balance).
+- :class:`FundSummary` — the insurance fund's cash balance: start, minimum (with seq and
+  time), end, money in and out by reason (per event, net), and optionally the timeline.
+  It is not :class:`.fund.FundFold`: that one keeps a row per component of a change (fee,
+  surplus and shortfall of one fill apart) with the timeline's own reasons, while the story
+  sums each event's cash moves; the two agree on the balance after every event.
 - :class:`CascadeFold` — the causal forest: every event's root (the input at the top of its
-  ``cause`` chain) and, per root that liquidated anyone, the cascade's totals.
+  ``cause`` chain) and, per root that liquidated anyone, a :class:`RootCascade` of totals.
 - :class:`Story` — all of the above plus the waterfall totals (book, backstop, takeover, ADL,
-  clawback, system debt), fed one event at a time; :func:`render` prints it.
+  clawback, system debt), fed one event at a time; ``replay.cli.render.story_text`` tells it.
 
 The fund's balance here is its *cash*. If a ``takeover`` step leaves the fund holding a
 position, its equity differs from its cash by that position's value at the mark; the fold
-reports the position's size alongside (``FundFold.position``) rather than guessing a mark.
+reports the position's size alongside (``FundSummary.position``) rather than guessing a mark.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,8 +33,8 @@ from typing import Any, Final
 
 import attrs
 
+from clearsim.clearing.accounts import INSURANCE
 from clearsim.events.codec import event_to_dict
-from clearsim.events.commands import to_units
 from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
@@ -57,32 +59,20 @@ from clearsim.events.types import (
     SystemDebt,
     Takeover,
 )
-from clearsim.orderbook.grid import Grid
-from clearsim.replay.project import Move
-from clearsim.replay.project import cash_moves as _raw_cash_moves
+from clearsim.replay.projections.cash import Move, initial_fund, money_scale
+from clearsim.replay.projections.cash import cash_moves as _raw_cash_moves
 
 __all__ = [
-    "CLAWBACK_POOL",
-    "DEBT",
-    "FEES",
-    "INSURANCE",
-    "Cascade",
     "CascadeFold",
     "FundChange",
-    "FundFold",
+    "FundSummary",
     "PriceRange",
+    "RootCascade",
     "StepTotals",
     "Story",
     "cash_moves",
-    "render",
-    "story_of",
 ]
 
-INSURANCE: Final = "#insurance"
-FEES: Final = "#fees"
-CLAWBACK_POOL: Final = "#clawback"
-DEBT: Final = "#debt"
-PPM: Final = 1_000_000
 
 #: (account, atoms, reason): one account's cash change caused by one event.
 
@@ -92,7 +82,7 @@ PPM: Final = 1_000_000
 
 def cash_moves(ev: Event) -> list[Move]:
     """The cash ``ev`` moves: ``(account, signed atoms, reason)`` (see
-    :func:`replay.project.cash_moves`, which this reads through)."""
+    :func:`.cash.cash_moves`, which this reads through)."""
     return _raw_cash_moves(event_to_dict(ev))
 
 
@@ -112,7 +102,7 @@ class FundChange:
 
 
 @attrs.define
-class FundFold:
+class FundSummary:
     """The insurance fund's cash, from its configured initial balance and the cash moves."""
 
     start: int = 0
@@ -130,7 +120,7 @@ class FundFold:
     timeline: list[FundChange] | None = None
 
     @classmethod
-    def starting_at(cls, initial: int, keep_timeline: bool = False) -> FundFold:
+    def starting_at(cls, initial: int, keep_timeline: bool = False) -> FundSummary:
         return cls(
             start=initial,
             balance=initial,
@@ -183,7 +173,7 @@ class FundFold:
 
 
 @attrs.define
-class Cascade:
+class RootCascade:
     """The liquidations that descend from one root input, and what they cost."""
 
     root: int
@@ -207,7 +197,7 @@ class Cascade:
 
 
 class CascadeFold:
-    """Roots of the cause forest, and per root that triggered liquidations, a :class:`Cascade`.
+    """Roots of the cause forest, and per root that triggered liquidations, a :class:`RootCascade`.
 
     ``root_of(seq)`` is the input at the top of ``seq``'s cause chain and ``chain(seq)`` the
     chain itself. Causes always point backwards, so two arrays indexed by seq hold every
@@ -218,7 +208,7 @@ class CascadeFold:
     def __init__(self) -> None:
         self._root = array("q", [0])
         self._cause = array("q", [0])
-        self.cascades: dict[int, Cascade] = {}
+        self.cascades: dict[int, RootCascade] = {}
         self._input: Input | None = None
         self._index: dict[str, int] = {}
         self._mark: dict[str, int] = {}
@@ -273,19 +263,19 @@ class CascadeFold:
             self._mark[ev.symbol] = ev.price
         return root
 
-    def cascade(self, root: int, ts: int) -> Cascade:
+    def cascade(self, root: int, ts: int) -> RootCascade:
         c = self.cascades.get(root)
         if c is None:
-            c = self.cascades[root] = Cascade(root, ts)
+            c = self.cascades[root] = RootCascade(root, ts)
             if self._input is not None and self._input.seq == root:
                 c.command = self._input.command
                 c.index_move = self._moves.get("index")
                 c.mark_move = self._moves.get("mark")
         return c
 
-    def largest(self) -> Cascade | None:
+    def largest(self) -> RootCascade | None:
         """The cascade with the most liquidation triggers (the earliest on a tie)."""
-        best: Cascade | None = None
+        best: RootCascade | None = None
         for c in self.cascades.values():
             if best is None or c.triggered > best.triggered:
                 best = c
@@ -347,10 +337,8 @@ class Story:
 
     def __init__(self, config: dict[str, Any], keep_fund_timeline: bool = False) -> None:
         self.config = config
-        decimals = int(config.get("exchange", {}).get("collateral_decimals", 6))
-        self.scale = 10**decimals
-        initial = to_units(str(config.get("insurance_fund", {}).get("initial", "0")), decimals)
-        self.fund = FundFold.starting_at(initial, keep_fund_timeline)
+        self.scale = money_scale(config)
+        self.fund = FundSummary.starting_at(initial_fund(config), keep_fund_timeline)
         backstops = config.get("waterfall", {}).get("backstop_accounts", [])
         self._backstops = frozenset(str(b) for b in backstops)
         #: backstop accounts that were themselves liquidated: id -> (seq, ts) of the first time
@@ -411,7 +399,7 @@ class Story:
             self.liquidated.add(ev.account)
             if ev.account in self._backstops:
                 self.backstops_liquidated.setdefault(ev.account, (ev.seq, ev.ts))
-            c: Cascade | None = self.cascades.cascade(root, ev.ts)
+            c: RootCascade | None = self.cascades.cascade(root, ev.ts)
             assert c is not None
             c.triggered += 1
             c.accounts.add(ev.account)
@@ -429,17 +417,17 @@ class Story:
 
     # Per event type: update the totals, and the cascade ``c`` the event belongs to, if any.
 
-    def _input(self, ev: Event, c: Cascade | None) -> None:
+    def _input(self, ev: Event, c: RootCascade | None) -> None:
         self.commands += 1
 
-    def _rejected(self, ev: Event, c: Cascade | None) -> None:
+    def _rejected(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Rejected)
         self.rejected[ev.reason] += 1
 
-    def _fill(self, ev: Event, c: Cascade | None) -> None:
+    def _fill(self, ev: Event, c: RootCascade | None) -> None:
         self.trades += 1
 
-    def _index_price(self, ev: Event, c: Cascade | None) -> None:
+    def _index_price(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, IndexPrice)
         r = self.index.get(ev.symbol)
         if r is None:
@@ -447,11 +435,11 @@ class Story:
         else:
             r.add(ev.price, ev.seq, ev.ts)
 
-    def _step(self, ev: Event, c: Cascade | None) -> None:
+    def _step(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationStep)
         self.steps[ev.step] += 1
 
-    def _liquidation_fill(self, ev: Event, c: Cascade | None) -> None:
+    def _liquidation_fill(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationFill)
         self.book.add(ev, ev.symbol, ev.qty)
         self.shortfall_paid += ev.fund_paid
@@ -460,64 +448,64 @@ class Story:
         if c is not None:
             c.book_qty += ev.qty
 
-    def _backstop(self, ev: Event, c: Cascade | None) -> None:
+    def _backstop(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, BackstopTransfer)
         self.backstop.add(ev, ev.symbol, ev.qty, ev.backstop, ev.value)
         if c is not None:
             c.backstop_qty += abs(ev.qty)
 
-    def _takeover(self, ev: Event, c: Cascade | None) -> None:
+    def _takeover(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Takeover)
         self.takeover.add(ev, ev.symbol, ev.qty, INSURANCE, ev.value)
         if c is not None:
             c.takeover_qty += abs(ev.qty)
 
-    def _deleveraged(self, ev: Event, c: Cascade | None) -> None:
+    def _deleveraged(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Deleveraged)
         self.adl.add(ev, ev.symbol, ev.qty, ev.counterparty, ev.value)
         if c is not None:
             c.adl_qty += abs(ev.qty)
             c.deleveraged.add(ev.counterparty)
 
-    def _insurance_payment(self, ev: Event, c: Cascade | None) -> None:
+    def _insurance_payment(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, InsurancePayment)
         self.insurance_payments += ev.amount
 
-    def _socialized(self, ev: Event, c: Cascade | None) -> None:
+    def _socialized(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, SocializedLoss)
         self.socialized += ev.amount
         if c is not None:
             c.socialized += ev.amount
 
-    def _clawback(self, ev: Event, c: Cascade | None) -> None:
+    def _clawback(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Clawback)
         self.clawback_loss += ev.loss
         self.clawback_collected += ev.collected
         self.clawback_periods += 1
         self.clawed.update(str(a) for a, _ in ev.charges)
 
-    def _system_debt(self, ev: Event, c: Cascade | None) -> None:
+    def _system_debt(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, SystemDebt)
         self.system_debt += ev.amount
         self.debt_events += 1
         if c is not None:
             c.system_debt += ev.amount
 
-    def _avoided(self, ev: Event, c: Cascade | None) -> None:
+    def _avoided(self, ev: Event, c: RootCascade | None) -> None:
         self.avoided += 1
 
-    def _finished(self, ev: Event, c: Cascade | None) -> None:
+    def _finished(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, LiquidationFinished)
         if ev.remaining:
             self.left_open += 1
 
-    def _halt(self, ev: Event, c: Cascade | None) -> None:
+    def _halt(self, ev: Event, c: RootCascade | None) -> None:
         self.halts += 1
 
-    def _param_set(self, ev: Event, c: Cascade | None) -> None:
+    def _param_set(self, ev: Event, c: RootCascade | None) -> None:
         self.params_set += 1
 
-    def _funding(self, ev: Event, c: Cascade | None) -> None:
+    def _funding(self, ev: Event, c: RootCascade | None) -> None:
         assert isinstance(ev, Funding)
         # One round is split over several events with the same cause: count it once.
         key = (ev.cause, ev.ts, ev.symbol)
@@ -526,7 +514,7 @@ class Story:
             self.funding_rounds += 1
 
 
-_Handler = Callable[[Story, Event, "Cascade | None"], None]
+_Handler = Callable[[Story, Event, "RootCascade | None"], None]
 _TOTALS: Final[dict[type[Event], _Handler]] = {
     Input: Story._input,
     Rejected: Story._rejected,
@@ -547,190 +535,3 @@ _TOTALS: Final[dict[type[Event], _Handler]] = {
     ParamSet: Story._param_set,
     Funding: Story._funding,
 }
-
-
-def story_of(config: dict[str, Any], events: Iterable[Event]) -> Story:
-    """Fold ``events`` (a log's, with its header's ``config``) into a :class:`Story`."""
-    return Story(config).feed_all(events)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render(story: Story, title: str = "") -> str:
-    """The story as text for people (the fold's fields are the machine-readable form)."""
-    grids = {
-        str(i["symbol"]): Grid(str(i.get("tick_size", "1")), str(i.get("lot_size", "1")))
-        for i in story.config.get("instruments", [])
-    }
-    sc = story.scale
-    t0 = story.first_ts or 0
-    collateral = str(story.config.get("exchange", {}).get("collateral", ""))
-
-    # Cents for a stablecoin-like collateral (<= 6 decimals), 4 places for a BTC-like one.
-    decimals = len(str(sc)) - 1
-    places = min(decimals, 2 if decimals <= 6 else 4)
-
-    def money(atoms: int) -> str:
-        return f"{_money(atoms, sc, places)} {collateral}".rstrip()
-
-    def when(seq: int, ts: int) -> str:
-        return f"seq {seq:,}, {_clock(ts, t0)}"
-
-    def qty(totals: Counter[str]) -> str:
-        parts = [f"{_qty(grids, s, q)} {s}" for s, q in sorted(totals.items())]
-        return ", ".join(parts) or "nothing"
-
-    out: list[str] = []
-    if title:
-        out += [title, ""]
-    rej = sum(story.rejected.values())
-    out.append(
-        f"{story.events:,} events from {story.commands:,} commands ({rej:,} rejected), "
-        f"{_span(story.last_ts - t0)} of simulated time from {_utc(t0)}"
-    )
-    if rej:
-        top = ", ".join(f"{n:,} {why}" for why, n in story.rejected.most_common(3))
-        out.append(f"  rejections: {top}")
-
-    out += ["", "Market"]
-    for sym, r in sorted(story.index.items()):
-        drop = _pct(r.low - r.first, r.first)
-        out.append(
-            f"  {sym} index {_px(grids, sym, r.first)} -> low {_px(grids, sym, r.low)} "
-            f"({drop}, {_clock(r.low_ts, t0)}) -> {_px(grids, sym, r.last)} at the end"
-        )
-    out.append(f"  {story.trades:,} trades")
-
-    out += ["", "Liquidations"]
-    out.append(
-        f"  {len(story.liquidated):,} accounts liquidated ({story.triggered:,} triggers); "
-        f"{story.avoided:,} saved by cancelling their orders; "
-        f"{story.left_open:,} left partly open"
-    )
-
-    out += ["", "Waterfall"]
-    steps = ", ".join(f"{k} {n:,}" for k, n in sorted(story.steps.items())) or "none"
-    out.append(f"  steps run: {steps}")
-
-    def step(name: str, totals: StepTotals, what: str, extra: str = "") -> None:
-        first = f"; first at {_clock(totals.first_ts, t0)}" if totals.count else ""
-        out.append(
-            f"  {name:<9} {totals.count:>7,} {what:<13} closed {qty(totals.qty)}{extra}{first}"
-        )
-
-    step("book", story.book, "fills")
-    n_bs = len(story.backstop.accounts)
-    step("backstop", story.backstop, "transfers", f" ({n_bs:,} backstop account{_s(n_bs)})")
-    step("takeover", story.takeover, "takeovers")
-    n_adl = len(story.adl.accounts)
-    step("adl", story.adl, "deleveragings", f" ({n_adl:,} account{_s(n_adl)} ADL'd)")
-    out.append(
-        f"  clawback  {money(story.clawback_collected)} charged to {len(story.clawed):,} "
-        f"accounts over {story.clawback_periods:,} periods "
-        f"(socialized loss {money(story.socialized)})"
-    )
-    for b, (seq, ts) in sorted(story.backstops_liquidated.items()):
-        out.append(f"  the backstop account {b} was itself liquidated at {when(seq, ts)}")
-
-    f = story.fund
-    out += ["", "Insurance fund"]
-    low = "at the start" if not f.min_seq else f"at {when(f.min_seq, f.min_ts)}"
-    out.append(
-        f"  start {money(f.start)}, minimum {money(f.min_balance)} {low}, end {money(f.balance)}"
-    )
-    if f.empty_seq:
-        out.append(f"  ran dry at {when(f.empty_seq, f.empty_ts)}")
-    ins = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.inflows.items())) or "nothing"
-    outs = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.outflows.items())) or "nothing"
-    out.append(f"  in: {ins}")
-    out.append(f"  out: {outs}")
-    held = {s: q for s, q in f.position.items() if q}
-    if held:
-        out.append(f"  holds {', '.join(f'{_qty(grids, s, q)} {s}' for s, q in held.items())}")
-
-    out += ["", "System debt"]
-    out.append(f"  {money(story.system_debt)} ({story.debt_events:,} write-offs)")
-
-    out += ["", "Largest cascade"]
-    c = story.cascades.largest()
-    if c is None:
-        out.append("  no liquidations")
-    else:
-        out.append(f"  root {when(c.root, c.ts)}: {_describe_root(c, grids)}")
-        out.append(
-            f"  {len(c.accounts):,} accounts liquidated ({c.triggered:,} triggers), "
-            f"{len(c.deleveraged):,} ADL'd; the fund paid {money(c.fund_out)} "
-            f"and took in {money(c.fund_in)}; events seq {c.root:,}..{c.last_seq:,}"
-        )
-        n = len(story.cascades.cascades)
-        out.append(f"  ({n:,} cascades in all)")
-    return "\n".join(out) + "\n"
-
-
-def _describe_root(c: Cascade, grids: dict[str, Grid]) -> str:
-    cmd = c.command or {}
-    kind = str(cmd.get("type", "input"))
-    if c.index_move is not None:
-        sym, before, after = c.index_move
-        if before is None:
-            return f"index_price {sym} first print {_px(grids, sym, after)}"
-        return (
-            f"index_price {sym} {_px(grids, sym, before)} -> {_px(grids, sym, after)} "
-            f"({_pct(after - before, before)})"
-        )
-    if c.mark_move is not None:
-        sym, before, after = c.mark_move
-        if before is not None:
-            return (
-                f"{kind} moved the {sym} mark {_px(grids, sym, before)} -> "
-                f"{_px(grids, sym, after)} ({_pct(after - before, before)})"
-            )
-    who = cmd.get("account")
-    return f"{kind}{f' by {who}' if who else ''}"
-
-
-def _money(atoms: int, scale: int, places: int = 2) -> str:
-    """Atoms to a display amount: thousands separators, ``places`` decimals (half up)."""
-    sign = "-" if atoms < 0 else ""
-    unit = 10**places
-    v = (abs(atoms) * unit * 2 + scale) // (2 * scale)
-    whole, frac = divmod(v, unit)
-    return f"{sign}{whole:,}.{frac:0{places}d}" if places else f"{sign}{whole:,}"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"
-
-
-def _pct(delta: int, base: int) -> str:
-    if not base:
-        return "n/a"
-    bp = (abs(delta) * 20000 + base) // (2 * base)  # hundredths of a percent, rounded
-    return f"{'-' if delta < 0 else '+'}{bp // 100}.{bp % 100:02d}%"
-
-
-def _px(grids: dict[str, Grid], sym: str, ticks: int) -> str:
-    g = grids.get(sym)
-    return str(ticks) if g is None else g.fmt_price(ticks)
-
-
-def _qty(grids: dict[str, Grid], sym: str, lots: int) -> str:
-    g = grids.get(sym)
-    return str(lots) if g is None else g.fmt_qty(lots)
-
-
-def _span(us: int) -> str:
-    s = us // 1_000_000
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
-
-
-def _clock(ts: int, t0: int) -> str:
-    return f"t+{_span(ts - t0)}"
-
-
-def _utc(ts: int) -> str:
-    dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
-    return dt.strftime("%Y-%m-%d %H:%M:%S UTC")

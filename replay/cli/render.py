@@ -1,0 +1,541 @@
+"""Text for people, and the JSON and CSV shapes of the views: everything the CLI prints.
+
+One function per view; each returns text (or lines, or JSON-able data) and prints nothing,
+so a test can compare what a verb would print without a subprocess. The domain results they
+render come from :mod:`replay.verify`, :mod:`replay.diff`, :mod:`replay.snapshot` and the
+projections (:mod:`replay.projections`); the JSON shape of ``state`` is the contract
+(DESIGN §10), and this module's text is only a view of it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from clearsim.clearing.config import fmt_atoms
+from clearsim.events.codec import ENGINE_VERSION
+from clearsim.orderbook.grid import Grid
+from clearsim.replay.diff import DiffResult
+from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
+from clearsim.replay.projections.fund import FundReport
+from clearsim.replay.projections.story import RootCascade, StepTotals, Story
+from clearsim.replay.runner import RunSummary
+from clearsim.replay.scenarios import Scenario
+from clearsim.replay.verify import VerifyResult
+
+# --------------------------------------------------------------------------- run, demo
+
+
+def run_summary(s: RunSummary, output: str) -> str:
+    return (
+        f"{s.commands} commands ({s.rejected} rejected) -> "
+        f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
+    )
+
+
+def demo_banner(sc: Scenario, seed: int) -> str:
+    return (
+        f"clearsim demo: {sc.name!r} (seed {seed}): {sc.population.count:,} leveraged "
+        f"accounts, {sc.makers.count} market makers, {sc.steps * sc.step_s // 60} minutes on "
+        f"{sc.symbol}; waterfall {' -> '.join(sc.config.waterfall.steps)}"
+    )
+
+
+def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
+    return (
+        f"ran {s.commands:,} commands into {s.events:,} events in "
+        f"{run_s:.1f} s, written to {where}; story read back from the log in "
+        f"{read_s:.1f} s\n\n"
+    )
+
+
+# --------------------------------------------------------------------------- state
+
+
+def state_text(state: dict[str, Any]) -> str:
+    lines = [
+        f"seq {state['seq']}  ts {state['ts']}",
+        f"insurance fund {state['insurance_fund']}  system debt {state['system_debt']}  "
+        f"fee pool {state['fee_pool']}",
+    ]
+    for sym, p in state["instruments"].items():
+        lines.append(f"{sym}: mark {p['mark']}  index {p['index']}  last {p['last_trade']}")
+    lines.append(f"{len(state['accounts'])} accounts")
+    header = f"  {'account':<16} {'balance':>16} {'equity':>16}  positions"
+    lines.append(header)
+    for aid, a in state["accounts"].items():
+        pos = ", ".join(
+            f"{sym} {p['qty']} @ {p['entry_price']} (liq {p['liquidation_price'] or '-'})"
+            for sym, p in a["positions"].items()
+        )
+        flag = "  LIQUIDATABLE" if a["liquidatable"] else ""
+        lines.append(f"  {aid:<16} {a['balance']:>16} {a['equity']:>16}  {pos or '-'}{flag}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def snapshots_written(n: int, every: int, path: str) -> str:
+    return f"{n} snapshots (every {every} records) written to {path}\n"
+
+
+def snapshots_checked(checked: int, problem: str | None) -> str:
+    return f"OK {checked} snapshots match the log" if problem is None else f"FAIL {problem}"
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def verify(res: VerifyResult) -> tuple[list[str], list[str]]:
+    """(stdout lines, stderr lines) describing a result for the CLI."""
+    out: list[str] = []
+    err: list[str] = []
+    if res.torn is not None:
+        extra = (
+            f"; {res.lost_with_tail} event(s) of the last command were lost with it"
+            if res.lost_with_tail
+            else ""
+        )
+        err.append(f"warning: {res.torn}{extra}")
+    if res.corrupt is not None:
+        out.append(f"FAIL chain broken at seq {res.corrupt.seq}: {res.corrupt}")
+        out.append(f"  records before seq {res.corrupt.seq} re-executed identically")
+    if res.divergence is not None:
+        d = res.divergence
+        out.append(f"FAIL divergence at seq {d.seq}: {d.reason}")
+        fields = d.fields()
+        if fields:
+            out.append(f"  fields differ: {', '.join(fields)}")
+        out.append("  logged:      " + _show(d.logged))
+        out.append("  re-executed: " + _show(d.replayed))
+    if res.conservation is not None:
+        out.append(f"FAIL conservation: {res.conservation}")
+    if res.ok:
+        prefix = "good prefix " if res.torn is not None else ""
+        out.append(
+            f"OK {res.path}: {prefix}{res.events} events ({res.commands} commands) "
+            f"re-executed identically, chain and conservation hold; "
+            f"{res.seconds:.2f} s, {res.rate:,.0f} events/s"
+        )
+    else:
+        out.append(
+            f"verified {res.events} events ({res.commands} commands) before the failure "
+            f"in {res.seconds:.2f} s"
+        )
+    if res.engine_logged != ENGINE_VERSION:
+        err.append(
+            f"note: log written by engine {res.engine_logged}, verified with {ENGINE_VERSION}"
+        )
+    return out, err
+
+
+def _show(body: bytes | None) -> str:
+    return "(none)" if body is None else body.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def diff(r: DiffResult, max_accounts: int = 20) -> list[str]:
+    """Lines of text describing a diff."""
+    if r.identical:
+        return [f"identical: {r.events_a} events, same final state"]
+    out: list[str] = []
+    for h in r.header:
+        out.append(f"header differs: {h}")
+    if r.seq is not None:
+        out.append(f"first divergence at seq {r.seq}:")
+        out.append("  A: " + ("(no record)" if r.body_a is None else r.body_a.decode()))
+        out.append("  B: " + ("(no record)" if r.body_b is None else r.body_b.decode()))
+    else:
+        out.append(f"every record agrees ({r.events_a} events)")
+    if r.events_a != r.events_b:
+        out.append(f"events: A {r.events_a}, B {r.events_b}")
+    for name, (x, y) in r.totals.items():
+        out.append(f"{name}: A {x}  B {y}  (B - A = {_minus(y, x)})")
+    if r.accounts:
+        out.append(f"accounts that differ: {len(r.accounts)}")
+        for i, (aid, fields) in enumerate(r.accounts.items()):
+            if i == max_accounts:
+                out.append(f"  ... {len(r.accounts) - max_accounts} more")
+                break
+            parts = [
+                f"{k} {x if x is not None else '-'} -> {y if y is not None else '-'}"
+                for k, (x, y) in fields.items()
+            ]
+            out.append(f"  {aid}: " + "; ".join(parts))
+    return out
+
+
+def _minus(y: str, x: str) -> str:
+    return format(Decimal(y) - Decimal(x), "f")
+
+
+# --------------------------------------------------------------------------- cascade
+
+
+def _totals_text(tot: dict[str, Any]) -> list[str]:
+    closed = []
+    for step, per in tot["closed"].items():
+        if per:
+            closed.append(f"{step} " + ", ".join(f"{q} {sym}" for sym, q in per.items()))
+    return [
+        f"  events {tot['events']}; liquidations {tot['liquidations']} "
+        f"({tot['accounts_liquidated']} accounts)",
+        "  closed: " + ("; ".join(closed) if closed else "nothing"),
+        f"  fund paid {tot['fund_paid']}; clawed back {tot['clawed_back']}; "
+        f"system debt {tot['system_debt']}",
+    ]
+
+
+def _line(fmt: Fmt, d: dict[str, Any]) -> str:
+    f = fmt.fields(d)
+    return f"#{d['seq']} {d['type']} " + " ".join(f"{k}={v}" for k, v in f.items())
+
+
+def cascade_text(
+    cs: list[Cascade], idx: Index, fmt: Fmt, *, depth: int = 12, width: int = 10
+) -> list[str]:
+    out: list[str] = []
+    if not cs:
+        out.append("no cascades: the log has no liquidations")
+    for c in cs:
+        root = idx.root[c.top]
+        head = f"cascade from seq {c.top} ({idx.types[c.top]})"
+        if root != c.top:
+            head += f", under input seq {root}"
+        out.append(head)
+        out.extend(_totals_text(c.totals))
+        out.extend(_walk(c, idx, fmt, depth, width))
+        out.append("")
+    if idx.torn is not None:
+        out.append(f"note: {idx.torn}")
+    return out
+
+
+def _walk(c: Cascade, idx: Index, fmt: Fmt, depth: int, width: int) -> list[str]:
+    out: list[str] = []
+    # Stack items: an event (seq, level), or a ready-made text line (str).
+    stack: list[tuple[int, int] | str] = [(c.top, 1)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        seq, level = item
+        pad = "  " * level
+        out.append(pad + _line(fmt, c.records[seq]))
+        kids = idx.children.get(seq)
+        if not kids:
+            continue
+        if level >= depth:
+            below = subtree(idx, seq)
+            liq = sum(1 for s in below if idx.types[s] == "liquidation_triggered")
+            out.append(f"{pad}  ... {len(below) - 1} more below ({liq} liquidations)")
+            continue
+        hidden = kids[width:]
+        if hidden:
+            below = [s for k in hidden for s in subtree(idx, k)]
+            liq = sum(1 for s in below if idx.types[s] == "liquidation_triggered")
+            stack.append(
+                f"{pad}  ... {len(hidden)} more children ({len(below)} events, {liq} liquidations)"
+            )
+        for k in reversed(kids[:width]):
+            stack.append((k, level + 1))
+    return out
+
+
+def cascade_json(cs: list[Cascade], idx: Index) -> dict[str, Any]:
+    """A flat JSON shape: each cascade's totals and its events (record fields, in seq order)."""
+    return {
+        "cascades": [
+            {
+                "from": c.top,
+                "root": idx.root[c.top],
+                "totals": c.totals,
+                "events": [{k: v for k, v in c.records[s].items() if k != "h"} for s in c.seqs],
+            }
+            for c in cs
+        ],
+        "torn": None if idx.torn is None else str(idx.torn),
+    }
+
+
+# --------------------------------------------------------------------------- fund
+
+
+def fund_json(r: FundReport) -> dict[str, Any]:
+    """The report as JSON-able data, amounts as decimal strings."""
+    sc = r.scale
+    return {
+        "last_seq": r.last_seq,
+        "initial": fmt_atoms(r.initial, sc),
+        "balance": fmt_atoms(r.balance, sc),
+        "fund_positions": r.fund_positions,
+        "timeline": [
+            {"seq": x.seq, "ts": x.ts, "balance": fmt_atoms(x.balance, sc),
+             "amount": fmt_atoms(x.amount, sc), "reason": x.reason, "cause": x.cause,
+             "account": x.account}
+            for x in r.timeline
+        ],
+        "clawbacks": [
+            {"period": p.period, "seq": p.seq, "ts": p.ts,
+             "socialized": [{"seq": s, "account": a, "amount": fmt_atoms(v, sc)}
+                            for s, a, v in p.losses],
+             "loss": fmt_atoms(p.loss, sc), "profit_base": fmt_atoms(p.profit_base, sc),
+             "rate_ppm": p.rate_ppm, "collected": fmt_atoms(p.collected, sc),
+             "charges": {a: fmt_atoms(c, sc) for a, c in p.charges}}
+            for p in r.clawbacks
+        ],
+        "adl": [
+            {"seq": a.seq, "ts": a.ts, "cause": a.cause, "account": a.account,
+             "counterparty": a.counterparty, "symbol": a.symbol, "qty": a.qty,
+             "price": a.price, "value": fmt_atoms(a.value, sc), "rank": a.rank,
+             "score": a.score}
+            for a in r.adl
+        ],
+    }  # fmt: skip
+
+
+def fund_csv(r: FundReport) -> str:
+    """The timeline as CSV: seq,ts,balance,amount,reason,cause,account."""
+    sc = r.scale
+    lines = ["seq,ts,balance,amount,reason,cause,account"]
+    for x in r.timeline:
+        lines.append(
+            f"{x.seq},{x.ts},{fmt_atoms(x.balance, sc)},{fmt_atoms(x.amount, sc)},"
+            f"{x.reason},{x.cause},{x.account}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def fund_text(r: FundReport, limit: int = 40) -> str:
+    """A readable summary: totals by reason, the last ``limit`` changes, clawbacks, ADL."""
+    sc = r.scale
+    out = [
+        f"insurance fund: {fmt_atoms(r.initial, sc)} -> {fmt_atoms(r.balance, sc)} "
+        f"(cash, after seq {r.last_seq}); {len(r.timeline)} changes",
+    ]
+    if r.fund_positions:
+        out.append(f"  positions held: {r.fund_positions}")
+    by: dict[str, list[int]] = {}
+    for x in r.timeline:
+        t = by.setdefault(x.reason, [0, 0])
+        t[0] += 1
+        t[1] += x.amount
+    for reason in sorted(by):
+        n, total = by[reason]
+        out.append(f"  {reason:<24} {n:>7} x  total {fmt_atoms(total, sc):>18}")
+    if r.timeline:
+        shown = r.timeline[-limit:]
+        out.append(f"timeline (last {len(shown)}):")
+        out.append(f"  {'seq':>9} {'ts':>17} {'amount':>16} {'balance':>18}  reason (cause)")
+        for x in shown:
+            out.append(
+                f"  {x.seq:>9} {x.ts:>17} {fmt_atoms(x.amount, sc):>16} "
+                f"{fmt_atoms(x.balance, sc):>18}  {x.reason} {x.account} (cause {x.cause})"
+            )
+    out.append(f"clawback periods: {len(r.clawbacks)}")
+    for p in r.clawbacks:
+        state = f"closed at seq {p.seq}" if p.seq else "open"
+        out.append(
+            f"  period {p.period} ({state}): socialized {fmt_atoms(p.socialized, sc)}, "
+            f"loss {fmt_atoms(p.loss, sc)}, profit base {fmt_atoms(p.profit_base, sc)}, "
+            f"rate {p.rate_ppm} ppm, collected {fmt_atoms(p.collected, sc)}"
+        )
+        for acct, c in p.charges:
+            out.append(f"    {acct:<16} {fmt_atoms(c, sc):>16}")
+    out.append(f"ADL: {len(r.adl)} deleveragings")
+    for row in r.adl[:limit]:
+        out.append(
+            f"  seq {row.seq}: {row.account} vs {row.counterparty} {row.symbol} "
+            f"qty {row.qty} @ {row.price} rank {row.rank} score {row.score}"
+        )
+    if r.torn is not None:
+        out.append(f"warning: {r.torn}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- story
+
+
+def story_text(story: Story, title: str = "") -> str:
+    """The story as text for people (the fold's fields are the machine-readable form)."""
+    grids = {
+        str(i["symbol"]): Grid(str(i.get("tick_size", "1")), str(i.get("lot_size", "1")))
+        for i in story.config.get("instruments", [])
+    }
+    sc = story.scale
+    t0 = story.first_ts or 0
+    collateral = str(story.config.get("exchange", {}).get("collateral", ""))
+
+    # Cents for a stablecoin-like collateral (<= 6 decimals), 4 places for a BTC-like one.
+    decimals = len(str(sc)) - 1
+    places = min(decimals, 2 if decimals <= 6 else 4)
+
+    def money(atoms: int) -> str:
+        return f"{_money(atoms, sc, places)} {collateral}".rstrip()
+
+    def when(seq: int, ts: int) -> str:
+        return f"seq {seq:,}, {_clock(ts, t0)}"
+
+    def qty(totals: Counter[str]) -> str:
+        parts = [f"{_qty(grids, s, q)} {s}" for s, q in sorted(totals.items())]
+        return ", ".join(parts) or "nothing"
+
+    out: list[str] = []
+    if title:
+        out += [title, ""]
+    rej = sum(story.rejected.values())
+    out.append(
+        f"{story.events:,} events from {story.commands:,} commands ({rej:,} rejected), "
+        f"{_span(story.last_ts - t0)} of simulated time from {_utc(t0)}"
+    )
+    if rej:
+        top = ", ".join(f"{n:,} {why}" for why, n in story.rejected.most_common(3))
+        out.append(f"  rejections: {top}")
+
+    out += ["", "Market"]
+    for sym, r in sorted(story.index.items()):
+        drop = _pct(r.low - r.first, r.first)
+        out.append(
+            f"  {sym} index {_px(grids, sym, r.first)} -> low {_px(grids, sym, r.low)} "
+            f"({drop}, {_clock(r.low_ts, t0)}) -> {_px(grids, sym, r.last)} at the end"
+        )
+    out.append(f"  {story.trades:,} trades")
+
+    out += ["", "Liquidations"]
+    out.append(
+        f"  {len(story.liquidated):,} accounts liquidated ({story.triggered:,} triggers); "
+        f"{story.avoided:,} saved by cancelling their orders; "
+        f"{story.left_open:,} left partly open"
+    )
+
+    out += ["", "Waterfall"]
+    steps = ", ".join(f"{k} {n:,}" for k, n in sorted(story.steps.items())) or "none"
+    out.append(f"  steps run: {steps}")
+
+    def step(name: str, totals: StepTotals, what: str, extra: str = "") -> None:
+        first = f"; first at {_clock(totals.first_ts, t0)}" if totals.count else ""
+        out.append(
+            f"  {name:<9} {totals.count:>7,} {what:<13} closed {qty(totals.qty)}{extra}{first}"
+        )
+
+    step("book", story.book, "fills")
+    n_bs = len(story.backstop.accounts)
+    step("backstop", story.backstop, "transfers", f" ({n_bs:,} backstop account{_s(n_bs)})")
+    step("takeover", story.takeover, "takeovers")
+    n_adl = len(story.adl.accounts)
+    step("adl", story.adl, "deleveragings", f" ({n_adl:,} account{_s(n_adl)} ADL'd)")
+    out.append(
+        f"  clawback  {money(story.clawback_collected)} charged to {len(story.clawed):,} "
+        f"accounts over {story.clawback_periods:,} periods "
+        f"(socialized loss {money(story.socialized)})"
+    )
+    for b, (seq, ts) in sorted(story.backstops_liquidated.items()):
+        out.append(f"  the backstop account {b} was itself liquidated at {when(seq, ts)}")
+
+    f = story.fund
+    out += ["", "Insurance fund"]
+    low = "at the start" if not f.min_seq else f"at {when(f.min_seq, f.min_ts)}"
+    out.append(
+        f"  start {money(f.start)}, minimum {money(f.min_balance)} {low}, end {money(f.balance)}"
+    )
+    if f.empty_seq:
+        out.append(f"  ran dry at {when(f.empty_seq, f.empty_ts)}")
+    ins = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.inflows.items())) or "nothing"
+    outs = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.outflows.items())) or "nothing"
+    out.append(f"  in: {ins}")
+    out.append(f"  out: {outs}")
+    held = {s: q for s, q in f.position.items() if q}
+    if held:
+        out.append(f"  holds {', '.join(f'{_qty(grids, s, q)} {s}' for s, q in held.items())}")
+
+    out += ["", "System debt"]
+    out.append(f"  {money(story.system_debt)} ({story.debt_events:,} write-offs)")
+
+    out += ["", "Largest cascade"]
+    c = story.cascades.largest()
+    if c is None:
+        out.append("  no liquidations")
+    else:
+        out.append(f"  root {when(c.root, c.ts)}: {_describe_root(c, grids)}")
+        out.append(
+            f"  {len(c.accounts):,} accounts liquidated ({c.triggered:,} triggers), "
+            f"{len(c.deleveraged):,} ADL'd; the fund paid {money(c.fund_out)} "
+            f"and took in {money(c.fund_in)}; events seq {c.root:,}..{c.last_seq:,}"
+        )
+        n = len(story.cascades.cascades)
+        out.append(f"  ({n:,} cascades in all)")
+    return "\n".join(out) + "\n"
+
+
+def _describe_root(c: RootCascade, grids: dict[str, Grid]) -> str:
+    cmd = c.command or {}
+    kind = str(cmd.get("type", "input"))
+    if c.index_move is not None:
+        sym, before, after = c.index_move
+        if before is None:
+            return f"index_price {sym} first print {_px(grids, sym, after)}"
+        return (
+            f"index_price {sym} {_px(grids, sym, before)} -> {_px(grids, sym, after)} "
+            f"({_pct(after - before, before)})"
+        )
+    if c.mark_move is not None:
+        sym, before, after = c.mark_move
+        if before is not None:
+            return (
+                f"{kind} moved the {sym} mark {_px(grids, sym, before)} -> "
+                f"{_px(grids, sym, after)} ({_pct(after - before, before)})"
+            )
+    who = cmd.get("account")
+    return f"{kind}{f' by {who}' if who else ''}"
+
+
+def _money(atoms: int, scale: int, places: int = 2) -> str:
+    """Atoms to a display amount: thousands separators, ``places`` decimals (half up)."""
+    sign = "-" if atoms < 0 else ""
+    unit = 10**places
+    v = (abs(atoms) * unit * 2 + scale) // (2 * scale)
+    whole, frac = divmod(v, unit)
+    return f"{sign}{whole:,}.{frac:0{places}d}" if places else f"{sign}{whole:,}"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _pct(delta: int, base: int) -> str:
+    if not base:
+        return "n/a"
+    bp = (abs(delta) * 20000 + base) // (2 * base)  # hundredths of a percent, rounded
+    return f"{'-' if delta < 0 else '+'}{bp // 100}.{bp % 100:02d}%"
+
+
+def _px(grids: dict[str, Grid], sym: str, ticks: int) -> str:
+    g = grids.get(sym)
+    return str(ticks) if g is None else g.fmt_price(ticks)
+
+
+def _qty(grids: dict[str, Grid], sym: str, lots: int) -> str:
+    g = grids.get(sym)
+    return str(lots) if g is None else g.fmt_qty(lots)
+
+
+def _span(us: int) -> str:
+    s = us // 1_000_000
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+
+
+def _clock(ts: int, t0: int) -> str:
+    return f"t+{_span(ts - t0)}"
+
+
+def _utc(ts: int) -> str:
+    dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
+    return dt.strftime("%Y-%m-%d %H:%M:%S UTC")

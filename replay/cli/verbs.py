@@ -1,0 +1,352 @@
+"""The ``clearsim`` verbs: one table, each verb its argparse setup, its help and its run.
+
+A verb's run function calls the domain (which returns results, never prints), hands the
+result to :mod:`replay.cli.render` for text and writes that text; it returns the exit
+status. A user error is raised (:class:`UsageError` or another ``ClearsimError``) and
+becomes one ``error: ...`` line in :func:`replay.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+import structlog
+
+from clearsim.clearing import Config
+from clearsim.events.errors import ClearsimError
+from clearsim.events.log import LogReader
+from clearsim.events.units import INT64_MAX
+from clearsim.replay import scenarios as scn
+from clearsim.replay.cli import render
+from clearsim.replay.diff import diff
+from clearsim.replay.projections.cascade import cascades
+from clearsim.replay.projections.fund import fold_fund
+from clearsim.replay.projections.ledger import fold_ledger, state_view
+from clearsim.replay.projections.story import Story
+from clearsim.replay.rebuild import rebuild
+from clearsim.replay.runner import read_commands, run
+from clearsim.replay.snapshot import (
+    DEFAULT_EVERY,
+    check_snapshots,
+    seek_detail,
+    snap_path,
+    write_snapshots,
+)
+from clearsim.replay.verify import verify
+
+log = structlog.get_logger("clearsim")
+
+
+class UsageError(ClearsimError):
+    """A bad flag or argument (argparse's complaint, kept to one line)."""
+
+
+@attrs.frozen
+class Verb:
+    """One ``clearsim`` subcommand: its one-line help, its flags, what it runs."""
+
+    help: str
+    setup: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    usage: str | None = None
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _json(data: Any) -> None:
+    _out(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _warn_torn(torn: object, name: str = "") -> None:
+    if torn is not None:
+        _err(f"warning: {name}{torn}")
+
+
+def _check_seed(seed: int | None) -> None:
+    # The header stores the seed as a 64-bit JSON integer.
+    if seed is not None and not 0 <= seed <= INT64_MAX:
+        raise UsageError("--seed: expected an integer in [0, 2^63)")
+
+
+def _check_seq(seq: int | None) -> None:
+    if seq is not None and seq < 0:
+        raise UsageError("--at: expected a seq >= 0")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo_setup(d: argparse.ArgumentParser) -> None:
+    d.add_argument("-o", "--output", help="keep the log here (default: a temporary file)")
+    d.add_argument("--seed", type=int, help="override the scenario's seed")
+    d.add_argument("--force", action="store_true", help="overwrite an existing log")
+
+
+def _demo(a: argparse.Namespace) -> int:
+    """The bundled crash scenario, run into a real log; the story is then folded from that
+    log alone (re-read, checksums verified, no engine), so what is printed is what the log
+    proves (``replay/scenarios/crash.toml``)."""
+    _check_seed(a.seed)
+    sc = scn.bundled("crash")
+    seed = sc.seed if a.seed is None else a.seed
+    with tempfile.TemporaryDirectory(prefix="clearsim-demo-") as tmp:
+        path = Path(a.output) if a.output else Path(tmp) / f"{sc.name}.log"
+        print(render.demo_banner(sc, seed), flush=True)
+        t0 = time.perf_counter()
+        _, summary = run(sc.config, sc.commands(seed), path, seed=seed, force=a.force)
+        t1 = time.perf_counter()
+        reader = LogReader(path)
+        story = Story(reader.header.config).feed_all(reader.events())
+        t2 = time.perf_counter()
+        where = str(path) if a.output else "a temporary log"
+        _out(render.demo_timing(summary, where, t1 - t0, t2 - t1))
+        _out(render.story_text(story))
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _run_setup(r: argparse.ArgumentParser) -> None:
+    r.add_argument("scenario", nargs="?", help="scenario file (TOML: config + market)")
+    r.add_argument("--config", help="exchange config (TOML)")
+    r.add_argument("--commands", help="commands, one JSON object per line")
+    r.add_argument("-o", "--output", required=True, help="log to write (.gz to compress)")
+    r.add_argument(
+        "--seed",
+        type=int,
+        help="scenario: overrides [scenario].seed; commands: recorded in the header (default 0)",
+    )
+    r.add_argument("--force", action="store_true", help="overwrite an existing log")
+
+
+def _run(a: argparse.Namespace) -> int:
+    _check_seed(a.seed)
+    if a.scenario is not None:
+        if a.config is not None or a.commands is not None:
+            raise UsageError("run: give a scenario file or --config and --commands, not both")
+        sc = scn.load(a.scenario)
+        seed = sc.seed if a.seed is None else a.seed
+        _, summary = run(sc.config, sc.commands(seed), a.output, seed=seed, force=a.force)
+    else:
+        if a.config is None or a.commands is None:
+            raise UsageError("run: expected a scenario file, or both --config and --commands")
+        config = Config.from_toml(a.config)
+        commands = read_commands(a.commands)
+        _, summary = run(config, commands, a.output, seed=a.seed or 0, force=a.force)
+    log.info(
+        "run finished",
+        commands=summary.commands,
+        rejected=summary.rejected,
+        events=summary.events,
+        log=a.output,
+    )
+    _out(render.run_summary(summary, a.output))
+    return 0
+
+
+# --------------------------------------------------------------------------- state, seek
+
+
+def _state_setup(s: argparse.ArgumentParser) -> None:
+    s.add_argument("log")
+    s.add_argument("--at", type=int, metavar="SEQ", help="state after the command holding SEQ")
+    s.add_argument(
+        "--time", type=int, metavar="T", help="state at simulated time T (µs), by projection"
+    )
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _state(a: argparse.Namespace) -> int:
+    _check_seq(a.at)
+    if a.time is not None:
+        if a.at is not None:
+            raise UsageError("state: give --at or --time, not both")
+        led, reader = fold_ledger(a.log, time=a.time)
+        state = state_view(led)
+    else:
+        ex, reader = rebuild(a.log, a.at)
+        state = ex.state()
+    _warn_torn(reader.torn)
+    _print_state(state, a.json)
+    return 0
+
+
+def _print_state(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _json(state)
+    else:
+        _out(render.state_text(state))
+
+
+def _seek_setup(sk: argparse.ArgumentParser) -> None:
+    sk.add_argument("log")
+    sk.add_argument("--at", type=int, metavar="SEQ", required=True, help="the seq to stop at")
+    sk.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _seek(a: argparse.Namespace) -> int:
+    _check_seq(a.at)
+    if os.path.isfile(a.log) and not os.path.exists(snap_path(a.log)):
+        _err(f"note: no {snap_path(a.log)}, folding the whole log")
+    r = seek_detail(a.log, a.at)
+    _warn_torn(r.torn)
+    _print_state(state_view(r.ledger), a.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- fund, snapshot
+
+
+def _fund_setup(fu: argparse.ArgumentParser) -> None:
+    fu.add_argument("log")
+    fmt = fu.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="everything as JSON")
+    fmt.add_argument("--csv", action="store_true", help="the fund timeline as CSV")
+    fu.add_argument("--no-verify", action="store_true", help="skip checksums (faster)")
+
+
+def _fund(a: argparse.Namespace) -> int:
+    report = fold_fund(a.log, verify=not a.no_verify)
+    _warn_torn(report.torn)
+    if a.json:
+        _json(render.fund_json(report))
+    elif a.csv:
+        _out(render.fund_csv(report))
+    else:
+        _out(render.fund_text(report))
+    return 0
+
+
+def _snapshot_setup(sn: argparse.ArgumentParser) -> None:
+    sn.add_argument("log")
+    sn.add_argument(
+        "--every",
+        type=int,
+        default=DEFAULT_EVERY,
+        metavar="K",
+        help=f"a snapshot every K records (default {DEFAULT_EVERY})",
+    )
+
+
+def _snapshot(a: argparse.Namespace) -> int:
+    if a.every < 1:
+        raise UsageError("--every: expected a positive number of records")
+    n = write_snapshots(a.log, every=a.every)
+    _out(render.snapshots_written(n, a.every, snap_path(a.log)))
+    return 0
+
+
+# --------------------------------------------------------------------------- verify, diff
+
+
+def _verify_setup(v: argparse.ArgumentParser) -> None:
+    v.add_argument("log")
+    v.add_argument(
+        "--no-conservation", action="store_true", help="skip the conservation checks (faster)"
+    )
+
+
+def _verify(a: argparse.Namespace) -> int:
+    """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
+    res = verify(a.log, conservation=not a.no_conservation)
+    out, err = render.verify(res)
+    ok = res.ok
+    if ok and os.path.exists(snap_path(a.log)):
+        checked, problem = check_snapshots(a.log)
+        out.append(render.snapshots_checked(checked, problem))
+        ok = problem is None
+    for line in err:
+        _err(line)
+    _out("".join(line + "\n" for line in out))
+    return 0 if ok else 1
+
+
+def _diff_setup(d: argparse.ArgumentParser) -> None:
+    d.add_argument("a", metavar="A")
+    d.add_argument("b", metavar="B")
+
+
+def _diff(a: argparse.Namespace) -> int:
+    """Exit 0 only when the two logs are identical, 1 otherwise."""
+    r = diff(a.a, a.b)
+    _warn_torn(r.torn_a, "A: ")
+    _warn_torn(r.torn_b, "B: ")
+    _out("".join(line + "\n" for line in render.diff(r)))
+    return 0 if r.identical else 1
+
+
+# --------------------------------------------------------------------------- cascade
+
+
+def _cascade_setup(c: argparse.ArgumentParser) -> None:
+    c.add_argument("log")
+    c.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
+    c.add_argument("--top", type=int, default=5, metavar="N", help="without --from: N largest")
+    c.add_argument("--json", action="store_true", help="machine-readable output (every event)")
+    c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
+    c.add_argument("--width", type=int, default=10, help="text: children shown per event")
+
+
+def _cascade(a: argparse.Namespace) -> int:
+    for name in ("top", "depth", "width"):
+        if getattr(a, name) < 1:
+            raise UsageError(f"--{name}: expected an integer >= 1")
+    cs, idx, fmt = cascades(a.log, a.start, a.top)
+    if a.json:
+        _json(render.cascade_json(cs, idx))
+    else:
+        _warn_torn(idx.torn)
+        text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
+        _out("\n".join(text) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- the table
+
+#: Every verb, in the order ``clearsim --help`` lists them.
+VERBS: dict[str, Verb] = {
+    "demo": Verb("run the bundled crash scenario end to end, tell its story", _demo_setup, _demo),
+    "run": Verb(
+        "run a scenario file, or a config and a command file, into a log",
+        _run_setup,
+        _run,
+        usage="clearsim run (SCENARIO.toml | --config C.toml --commands X.jsonl) -o LOG "
+        "[--seed N] [--force]",
+    ),
+    "state": Verb("rebuild and print the state a log leads to", _state_setup, _state),
+    "fund": Verb("insurance-fund timeline, clawback and ADL ledgers", _fund_setup, _fund),
+    "snapshot": Verb("write ledger snapshots beside a log (LOG.snap)", _snapshot_setup, _snapshot),
+    "seek": Verb("state at exactly seq N, via the nearest snapshot", _seek_setup, _seek),
+    "verify": Verb(
+        "check a log's chain, re-execute it and compare every event, byte for byte",
+        _verify_setup,
+        _verify,
+    ),
+    "diff": Verb(
+        "first divergent seq of two logs and their outcome differences", _diff_setup, _diff
+    ),
+    "cascade": Verb(
+        "the tree of events caused by a seq, or the largest cascades, with totals",
+        _cascade_setup,
+        _cascade,
+    ),
+}

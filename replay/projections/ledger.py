@@ -1,0 +1,304 @@
+"""The ledger projection: accounts, positions and prices folded from events, no engine.
+
+:class:`Ledger` folds cash balances (system accounts included, through
+:func:`.cash.cash_moves`), positions with their average entry price (the rule of
+``clearing.accounts.Position.trade``), marks, index and last trade prices, and ``set``
+changes; :func:`state_view` renders it in the shape of ``clearsim state --json`` (equity,
+margins and liquidation prices use the header's config and ``clearing.margin``). Snapshots
+(:mod:`replay.snapshot`) store :meth:`Ledger.to_dict`.
+
+Every fold works on raw record dicts (``apply``) or typed events (``apply_event``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from clearsim.clearing.accounts import (
+    CLAWBACK_POOL,
+    DEBT,
+    ENTRY_SCALE,
+    FEES,
+    INSURANCE,
+    SYSTEM,
+    Position,
+)
+from clearsim.clearing.config import Config, fmt_atoms
+from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
+from clearsim.clearing.params import apply_set
+from clearsim.events.codec import event_to_dict
+from clearsim.events.log import LogReader
+from clearsim.events.types import Event
+from clearsim.orderbook.grid import Grid
+from clearsim.replay.projections.cash import Record, cash_moves, initial_fund
+
+__all__ = ["Ledger", "fold_ledger", "state_view"]
+
+
+class Ledger:
+    """Accounts, positions and prices folded from events (see the module docstring).
+
+    ``balances`` holds every account's cash in atoms, ``#insurance``, ``#fees``, ``#clawback``
+    and ``#debt`` included; ``positions[account][symbol]`` only non-zero positions (a closed
+    position is dropped, as the engine does). ``seq``/``ts`` are the last event folded and
+    the highest ts seen.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.seq = 0
+        self.ts = 0
+        fund = initial_fund(config)
+        self.balances: dict[str, int] = {INSURANCE: fund, FEES: 0, CLAWBACK_POOL: 0, DEBT: 0}
+        self.net_deposits: dict[str, int] = {INSURANCE: fund}
+        self.positions: dict[str, dict[str, Position]] = {}
+        self.marks: dict[str, int] = {}
+        self.index: dict[str, int] = {}
+        self.last_trade: dict[str, int] = {}
+        self.params: list[tuple[str, str]] = []
+        self._handlers: dict[str, Callable[[Record], None]] = {
+            "deposit": self._deposit,
+            "withdrawal": self._withdrawal,
+            "insurance_deposit": self._insurance_deposit,
+            "settlement": self._settlement,
+            "backstop_transfer": self._backstop,
+            "takeover": self._takeover,
+            "deleveraged": self._deleveraged,
+            "mark_price": self._mark,
+            "index_price": self._index,
+            "param_set": self._param_set,
+        }
+
+    # -- folding
+
+    def apply(self, d: Record) -> None:
+        """Fold one raw record dict."""
+        self.seq = d["seq"]
+        ts = d["ts"]
+        if ts > self.ts:
+            self.ts = ts
+        b = self.balances
+        for account, amount, _ in cash_moves(d):
+            b[account] = b.get(account, 0) + amount
+        h = self._handlers.get(d["type"])  # what else than cash the event changes
+        if h is not None:
+            h(d)
+
+    def apply_event(self, ev: Event) -> None:
+        self.apply(event_to_dict(ev))
+
+    def fold(self, records: Iterable[Record]) -> Ledger:
+        for d in records:
+            self.apply(d)
+        return self
+
+    # -- primitives
+
+    def _trade(self, account: str, symbol: str, dq: int, price: int) -> None:
+        book = self.positions.setdefault(account, {})
+        pos = book.get(symbol)
+        if pos is None:
+            pos = book[symbol] = Position()
+        pos.trade(dq, price)
+        if pos.qty == 0:
+            del book[symbol]
+
+    def _transfer(self, frm: str, to: str, symbol: str, dq: int, price: int) -> None:
+        self._trade(frm, symbol, dq, price)
+        self._trade(to, symbol, -dq, price)
+
+    def qty(self, account: str, symbol: str) -> int:
+        pos = self.positions.get(account, {}).get(symbol)
+        return 0 if pos is None else pos.qty
+
+    # -- handlers
+
+    def _deposit(self, d: Record) -> None:
+        nd = self.net_deposits
+        nd[d["account"]] = nd.get(d["account"], 0) + d["amount"]
+
+    def _withdrawal(self, d: Record) -> None:
+        nd = self.net_deposits
+        nd[d["account"]] = nd.get(d["account"], 0) - d["amount"]
+
+    def _insurance_deposit(self, d: Record) -> None:
+        self.net_deposits[INSURANCE] = self.net_deposits.get(INSURANCE, 0) + d["amount"]
+
+    def _settlement(self, d: Record) -> None:
+        sym, price, qty = d["symbol"], d["price"], d["qty"]
+        self._trade(d["buyer"], sym, qty, price)
+        self._trade(d["seller"], sym, -qty, price)
+        self.last_trade[sym] = price
+
+    def _backstop(self, d: Record) -> None:
+        self._transfer(d["account"], d["backstop"], d["symbol"], -d["qty"], d["price"])
+
+    def _takeover(self, d: Record) -> None:
+        self._transfer(d["account"], INSURANCE, d["symbol"], -d["qty"], d["price"])
+
+    def _deleveraged(self, d: Record) -> None:
+        sign = 1 if self.qty(d["account"], d["symbol"]) > 0 else -1
+        self._transfer(d["account"], d["counterparty"], d["symbol"], -sign * d["qty"], d["price"])
+
+    def _mark(self, d: Record) -> None:
+        self.marks[d["symbol"]] = d["price"]
+
+    def _index(self, d: Record) -> None:
+        self.index[d["symbol"]] = d["price"]
+
+    def _param_set(self, d: Record) -> None:
+        self.params.append((d["path"], d["new"]))
+
+    # -- snapshots
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy of the folded state (what a snapshot stores)."""
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "balances": dict(self.balances),
+            "net_deposits": dict(self.net_deposits),
+            "positions": {
+                a: {s: [p.qty, p.entry_e6] for s, p in book.items()}
+                for a, book in self.positions.items()
+                if book
+            },
+            "marks": dict(self.marks),
+            "index": dict(self.index),
+            "last_trade": dict(self.last_trade),
+            "params": [list(p) for p in self.params],
+        }
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], d: dict[str, Any]) -> Ledger:
+        led = cls(config)
+        led.seq, led.ts = int(d["seq"]), int(d["ts"])
+        led.balances = dict(d["balances"])
+        led.net_deposits = dict(d["net_deposits"])
+        for a, book in d["positions"].items():
+            out = led.positions[a] = {}
+            for s, (q, e) in book.items():
+                p = out[s] = Position()
+                p.qty, p.entry_e6 = int(q), int(e)
+        led.marks = dict(d["marks"])
+        led.index = dict(d["index"])
+        led.last_trade = dict(d["last_trade"])
+        led.params = [(str(p), str(v)) for p, v in d["params"]]
+        return led
+
+    # -- config in force
+
+    def current_config(self) -> Config:
+        """The header's config with every ``set`` folded so far applied."""
+        cfg = Config.from_dict(self.config)
+        for path, new in self.params:
+            cfg = apply_set(cfg, path, new)[0]
+        return cfg
+
+
+def fold_ledger(
+    path: str | os.PathLike[str], *, at: int | None = None, time: int | None = None
+) -> tuple[Ledger, LogReader]:
+    """The ledger after the whole log, or after the command holding seq ``at`` (a command is
+    atomic, as for ``state --at``), or after every event with ``ts <= time``."""
+    reader = LogReader(path)
+    led = Ledger(reader.header.config)
+    apply = led.apply
+    for d in reader.records():
+        if at is not None and d["type"] == "input" and d["seq"] > at:
+            break
+        if time is not None and d["ts"] > time:
+            break
+        apply(d)
+    return led, reader
+
+
+def _price_or(led: Ledger, sym: str) -> int | None:
+    m = led.marks.get(sym)
+    return m if m is not None else led.last_trade.get(sym)
+
+
+def _fmt_entry(entry_e6: int, tick_size: str) -> str:
+    return format((Decimal(entry_e6) * Decimal(tick_size) / ENTRY_SCALE).normalize(), "f")
+
+
+def state_view(led: Ledger) -> dict[str, Any]:
+    """The ``clearsim state --json`` shape (DESIGN §10) of a folded ledger, decimal strings.
+
+    Equity, margins and liquidation prices use the config in force (header plus ``set``s)
+    and ``clearing.margin``, positions valued at the mark (else the last trade), as the
+    engine's ``Exchange.state`` does.
+    """
+    cfg = led.current_config()
+    specs = {s.symbol: s for s in cfg.instruments}
+    grids = {s.symbol: Grid(s.tick_size, s.lot_size) for s in cfg.instruments}
+    sc = 10**cfg.collateral_decimals
+
+    def risk(account: str) -> tuple[int, int, int]:
+        e, mm, im = led.balances.get(account, 0), 0, 0
+        for sym, pos in led.positions.get(account, {}).items():
+            spec, m = specs[sym], _price_or(led, sym)
+            if m is None:
+                continue
+            e += value(spec, pos.qty, m)
+            n = notional(spec, pos.qty, m)
+            mm += maintenance(spec, n)
+            im += initial(spec, n)
+        return e, mm, im
+
+    accounts: dict[str, Any] = {}
+    for aid in sorted(led.balances):
+        if aid in SYSTEM:
+            continue
+        equity, mm, im = risk(aid)
+        book = led.positions.get(aid, {})
+        positions: dict[str, Any] = {}
+        for sym in sorted(book):
+            spec, pos, grid = specs[sym], book[sym], grids[sym]
+            base_e, base_mm = led.balances.get(aid, 0), 0
+            for osym, other in book.items():
+                om = _price_or(led, osym)
+                if osym == sym or om is None:
+                    continue
+                ospec = specs[osym]
+                base_e += value(ospec, other.qty, om)
+                base_mm += maintenance(ospec, notional(ospec, other.qty, om))
+            lp = liquidation_price(spec, pos.qty, base_e, base_mm, _price_or(led, sym))
+            positions[sym] = {
+                "qty": grid.fmt_qty(pos.qty),
+                "entry_price": _fmt_entry(pos.entry_e6, spec.tick_size),
+                "liquidation_price": None if lp is None else grid.fmt_price(lp),
+            }
+        accounts[aid] = {
+            "balance": fmt_atoms(led.balances.get(aid, 0), sc),
+            "equity": fmt_atoms(equity, sc),
+            "maintenance_margin": fmt_atoms(mm, sc),
+            "initial_margin": fmt_atoms(im, sc),
+            "liquidatable": equity < mm,
+            "positions": positions,
+        }
+
+    def opt(v: int | None, grid: Grid) -> str | None:
+        return None if v is None else grid.fmt_price(v)
+
+    instruments = {
+        sym: {
+            "mark": opt(led.marks.get(sym), grid),
+            "index": opt(led.index.get(sym), grid),
+            "last_trade": opt(led.last_trade.get(sym), grid),
+        }
+        for sym, grid in sorted(grids.items())
+    }
+    return {
+        "seq": led.seq,
+        "ts": led.ts,
+        "insurance_fund": fmt_atoms(risk(INSURANCE)[0], sc),
+        "system_debt": fmt_atoms(-led.balances.get(DEBT, 0), sc),
+        "socialized_pending": fmt_atoms(-led.balances.get(CLAWBACK_POOL, 0), sc),
+        "fee_pool": fmt_atoms(led.balances.get(FEES, 0), sc),
+        "instruments": instruments,
+        "accounts": accounts,
+    }
