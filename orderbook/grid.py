@@ -107,7 +107,7 @@ def _steps(
     if type(text) is str and len(text) <= _MAX_LEN and _PLAIN(text) is not None:
         # The common form ("50012.3"): its exact ratio without Decimal, same result.
         whole, _, frac = text.partition(".")
-        num, den = int(whole + frac), 10 ** len(frac)
+        num, den = int(whole + frac), int(10 ** len(frac))
     else:
         num, den = _ratio(text, what)
     if num <= 0:
