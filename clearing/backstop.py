@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from clearsim.clearing.accounts import Account
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import initial, notional, value
+from clearsim.clearing.rounding import largest_satisfying
 from clearsim.events.types import BackstopTransfer
 
 if TYPE_CHECKING:
@@ -36,14 +37,7 @@ def capacity(ex: Exchange, b: Account, inst: Instrument, dq: int, p_b: int) -> i
         e = equity + value(spec, d, mark) - value(spec, d, p_b)
         return e >= im_rest + initial(spec, notional(spec, q + d, mark))
 
-    lo, hi = 0, abs(dq)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return largest_satisfying(fits, 0, abs(dq))
 
 
 def run(

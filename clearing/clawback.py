@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import Account
-from clearsim.clearing.rounding import PPM, split_largest_remainder
+from clearsim.clearing.rounding import split_largest_remainder
 from clearsim.events.types import Clawback, SocializedLoss
+from clearsim.events.units import PPM
 
 if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange

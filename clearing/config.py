@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 
 from clearsim.clearing.presets import PRESETS, with_preset
-from clearsim.clearing.rounding import PPM
 from clearsim.events.errors import ClearsimError
+from clearsim.events.units import PPM
 
 KINDS = ("linear_perpetual", "inverse_perpetual", "linear_future")
 MARK_POLICIES = ("oracle", "median", "mid")

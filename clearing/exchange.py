@@ -37,7 +37,7 @@ from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
 from clearsim.clearing.mark import median_mark
 from clearsim.clearing.params import ParamError, apply_set
-from clearsim.clearing.rounding import PPM
+from clearsim.clearing.rounding import ppm_up
 from clearsim.events import commands as C
 from clearsim.events.commands import parse_command, to_units
 from clearsim.events.sequencer import Sequencer
@@ -59,11 +59,8 @@ from clearsim.events.types import (
     SystemDebt,
     Withdrawal,
 )
+from clearsim.events.units import MAX_TS, PPM, US_PER_S
 from clearsim.orderbook.grid import GridError
-
-#: Largest accepted ``ts`` (µs): keeps every record encodable as a 64-bit JSON integer.
-MAX_TS = 2**62
-_US = 1_000_000
 
 
 class Exchange:
@@ -363,7 +360,7 @@ class Exchange:
         equity = (
             acct.balance
             + loss
-            - (-(-notional(spec, qty, exec_price) * max(0, spec.taker_fee_ppm) // PPM))
+            - ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
         )
         im = 0
         sym = spec.symbol
@@ -419,8 +416,8 @@ class Exchange:
         qty, price = f.qty, f.price
         val = value(spec, qty, price)
         n = abs(val)
-        buyer_fee = -((-n * buyer_ppm) // PPM)
-        seller_fee = -((-n * seller_ppm) // PPM)
+        buyer_fee = ppm_up(n, buyer_ppm)
+        seller_fee = ppm_up(n, seller_ppm)
         buyer, seller = self.accounts[buyer_id], self.accounts[seller_id]
         buyer.balance -= val + buyer_fee
         seller.balance += val - seller_fee
@@ -503,7 +500,7 @@ class Exchange:
             return
         if inst.index is None:
             return
-        interval = inst.spec.funding_interval_s * _US
+        interval = inst.spec.funding_interval_s * US_PER_S
         left = inst.next_funding - ts if interval and inst.next_funding else interval
         m = median_mark(inst.index, inst.last_rate, left, interval, inst.basis, inst.last_trade)
         self._set_mark(out, inst, m, ts, cause)
@@ -519,9 +516,9 @@ class Exchange:
         self._active[inst.spec.symbol] = None
         spec = inst.spec
         if spec.breaker_ppm and inst.halted_until <= ts:
-            ref, move = inst.breaker.observe(ts, price, spec.breaker_window_s * _US)
+            ref, move = inst.breaker.observe(ts, price, spec.breaker_window_s * US_PER_S)
             if move > spec.breaker_ppm:
-                inst.halted_until = ts + spec.breaker_halt_s * _US
+                inst.halted_until = ts + spec.breaker_halt_s * US_PER_S
                 inst.breaker.reset()
                 out.append(
                     Halt(self.seq.next(), ts, s, spec.symbol, ref, price, move, inst.halted_until)
@@ -558,7 +555,7 @@ class Exchange:
     def _run_scheduled_funding(self, out: list[Event], ts: int, cause: int) -> None:
         """Pay funding at every interval boundary the clock passed since the last command."""
         for inst in self.instruments.values():
-            interval = inst.spec.funding_interval_s * _US
+            interval = inst.spec.funding_interval_s * US_PER_S
             if not interval or not inst.spec.perpetual:
                 continue
             if not inst.next_funding:
@@ -746,7 +743,7 @@ class Exchange:
         period = self.config.waterfall.clawback_period
         if not period.isdigit():
             return
-        every = int(period) * _US
+        every = int(period) * US_PER_S
         if not self.next_clawback:
             self.next_clawback = (ts // every + 1) * every
             return

@@ -17,7 +17,7 @@ from clearsim.clearing.accounts import Account
 from clearsim.clearing.bankruptcy import bankruptcy_price, fillable_price
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import notional, value
-from clearsim.clearing.rounding import PPM
+from clearsim.clearing.rounding import largest_satisfying, ppm_up
 from clearsim.events.types import (
     Fill,
     InsurancePayment,
@@ -27,6 +27,7 @@ from clearsim.events.types import (
     LiquidationStep,
     Settlement,
 )
+from clearsim.events.units import PPM
 
 if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange
@@ -59,7 +60,7 @@ def liquidate(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None
             if pos is None:
                 continue
             size = abs(pos.qty)
-            close = size if not w.partial else min(size, -(-size * w.partial_fraction_ppm // PPM))
+            close = size if not w.partial else min(size, ppm_up(size, w.partial_fraction_ppm))
             left = _run_steps(ex, out, acct, sym, close, cause)
             progressed = progressed or left < close
         if not w.partial or not progressed or not acct.positions:
@@ -180,15 +181,8 @@ def _shortfall(inst: Instrument, sell: bool, qty: int, price: int, p_b: int) -> 
 
 
 def _affordable(inst: Instrument, sell: bool, qty: int, price: int, p_b: int, budget: int) -> int:
-    """The most of ``qty`` whose shortfall at ``price`` fits in ``budget`` (binary search)."""
-    lo, hi = 0, qty
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _shortfall(inst, sell, mid, price, p_b) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """The most of ``qty`` whose shortfall at ``price`` fits in ``budget``."""
+    return largest_satisfying(lambda x: _shortfall(inst, sell, x, price, p_b) <= budget, 0, qty)
 
 
 def _settle_against_bankruptcy(
@@ -208,7 +202,7 @@ def _settle_against_bankruptcy(
     delta = value(spec, dq, p_b) - value(spec, dq, f.price)
     fee = surplus = paid = social = 0
     if delta >= 0:
-        fee = min(-(-notional(spec, f.qty, f.price) * w.liquidation_fee_ppm // PPM), delta)
+        fee = min(ppm_up(notional(spec, f.qty, f.price), w.liquidation_fee_ppm), delta)
         surplus = delta - fee if w.surplus == "insurance_fund" else 0
     else:
         paid = min(-delta, ex.fund_available())
