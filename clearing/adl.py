@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import notional, value
 from clearsim.events.types import Deleveraged
 
@@ -91,7 +92,7 @@ def run(
     done = 0
     for rank, (c, score) in enumerate(ranking(ex, inst, sign < 0, acct.id), 1):
         x = min(r - done, abs(c.positions[sym].qty))
-        val = ex.transfer(acct, c, inst, -sign * x, p_b)
+        val = ex.ledger.transfer_position(acct, c, inst, -sign * x, p_b, Why.ADL)
         text = format(Decimal(score) / SCORE_SCALE, ".6f")
         out.append(
             Deleveraged(ex.seq.next(), ex.ts, cause, acct.id, c.id, sym, x, p_b, val, rank, text)

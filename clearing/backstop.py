@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import Account
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import initial, notional, value
 from clearsim.clearing.rounding import largest_satisfying
 from clearsim.events.types import BackstopTransfer
@@ -53,7 +54,7 @@ def run(
         x = capacity(ex, b, inst, sign * (r - done), p_b)
         if x == 0:
             continue
-        val = ex.transfer(acct, b, inst, -sign * x, p_b)
+        val = ex.ledger.transfer_position(acct, b, inst, -sign * x, p_b, Why.BACKSTOP)
         s = ex.seq.next()
         out.append(BackstopTransfer(s, ex.ts, cause, acct.id, bid, sym, sign * x, p_b, val))
         ex.after_balance_change(out, b, s)

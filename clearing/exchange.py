@@ -24,16 +24,13 @@ import orjson
 from clearsim.clearing import clawback, liquidation
 from clearsim.clearing import funding as fnd
 from clearsim.clearing.accounts import (
-    CLAWBACK_POOL,
-    DEBT,
     ENTRY_SCALE,
-    FEES,
-    INSURANCE,
     SYSTEM,
     Account,
 )
 from clearsim.clearing.config import Config, fmt_atoms
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Ledger
 from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
 from clearsim.clearing.mark import median_mark
 from clearsim.clearing.params import ParamError, apply_set
@@ -71,11 +68,13 @@ class Exchange:
         self.seq = seq or Sequencer()
         self.ts = 0
         self.scale = 10**config.collateral_decimals
-        self.accounts: dict[str, Account] = {}
-        self.fund = self._system_account(INSURANCE, config.insurance_initial)
-        self.fees = self._system_account(FEES, 0)
-        self.pool = self._system_account(CLAWBACK_POOL, 0)  # socialised loss awaiting clawback
-        self.debt = self._system_account(DEBT, 0)  # what nobody could be made to pay
+        #: the only code that changes cash and positions
+        self.ledger = Ledger(config.insurance_initial)
+        self.accounts: dict[str, Account] = self.ledger.accounts
+        self.fund = self.ledger.fund
+        self.fees = self.ledger.fees
+        self.pool = self.ledger.pool  # socialised loss awaiting clawback
+        self.debt = self.ledger.debt  # what nobody could be made to pay
         self.instruments: dict[str, Instrument] = {
             s.symbol: Instrument(s, self.seq, config.stp, config.basis_samples)
             for s in config.instruments
@@ -103,11 +102,6 @@ class Exchange:
     @classmethod
     def from_toml(cls, path: str | Path) -> Exchange:
         return cls(Config.from_toml(path))
-
-    def _system_account(self, account_id: str, balance: int) -> Account:
-        acct = Account(account_id, balance)
-        self.accounts[account_id] = acct
-        return acct
 
     @property
     def net_deposits(self) -> int:
@@ -162,11 +156,8 @@ class Exchange:
         amount = self._amount(c.amount)
         if isinstance(amount, str):
             return amount
-        acct = self.accounts.get(c.account)
-        if acct is None:
-            acct = self.accounts[c.account] = Account(c.account)
-        acct.balance += amount
-        acct.net_deposits += amount
+        acct = self.ledger.open(c.account)
+        self.ledger.deposit(acct, amount)
         out.append(Deposit(self.seq.next(), c.ts, cause, c.account, amount))
         self.after_balance_change(out, acct, out[-1].seq)
         return None
@@ -181,8 +172,7 @@ class Exchange:
         equity, _, im = self.risk(acct)
         if equity - amount < im:
             return "insufficient margin: withdrawal would leave equity below initial margin"
-        acct.balance -= amount
-        acct.net_deposits -= amount
+        self.ledger.withdraw(acct, amount)
         out.append(Withdrawal(self.seq.next(), c.ts, cause, c.account, amount))
         self.after_balance_change(out, acct, out[-1].seq)
         return None
@@ -191,8 +181,7 @@ class Exchange:
         amount = self._amount(c.amount)
         if isinstance(amount, str):
             return amount
-        self.fund.balance += amount
-        self.fund.net_deposits += amount
+        self.ledger.deposit(self.fund, amount)
         out.append(InsuranceDeposit(self.seq.next(), c.ts, cause, amount))
         return None
 
@@ -419,11 +408,7 @@ class Exchange:
         buyer_fee = ppm_up(n, buyer_ppm)
         seller_fee = ppm_up(n, seller_ppm)
         buyer, seller = self.accounts[buyer_id], self.accounts[seller_id]
-        buyer.balance -= val + buyer_fee
-        seller.balance += val - seller_fee
-        self.fees.balance += buyer_fee + seller_fee
-        inst.move_position(buyer, qty, price)
-        inst.move_position(seller, -qty, price)
+        self.ledger.settle_trade(inst, buyer, seller, qty, price, val, buyer_fee, seller_fee)
         inst.last_trade = price
         touched[buyer_id] = buyer
         touched[seller_id] = seller
@@ -590,8 +575,7 @@ class Exchange:
                     [list(p) for p in chunk],
                 )
             )
-        for account_id, amount in pays:
-            self.accounts[account_id].balance += amount
+        self.ledger.pay_funding(pays)
         for account_id, _ in pays:
             self.after_balance_change(out, self.accounts[account_id], first)
 
@@ -753,16 +737,6 @@ class Exchange:
 
     # ------------------------------------------------------------------ waterfall primitives
 
-    def transfer(self, frm: Account, to: Account, inst: Instrument, dq: int, price: int) -> int:
-        """Move ``dq`` lots (signed, as ``frm``'s change) from ``frm`` to ``to`` at ``price``,
-        outside the book. Returns the value ``frm`` paid (negative: received)."""
-        val = value(inst.spec, dq, price)
-        frm.balance -= val
-        to.balance += val
-        inst.move_position(frm, dq, price)
-        inst.move_position(to, -dq, price)
-        return val
-
     def fund_available(self) -> int:
         """What the insurance fund can pay out: its equity, never below zero."""
         return max(0, self.risk(self.fund)[0])
@@ -774,9 +748,7 @@ class Exchange:
 
     def write_off(self, out: list[Event], acct: Account, cause: int, reason: str) -> None:
         """Record ``acct``'s negative balance as system debt (never silently dropped)."""
-        amount = -acct.balance
-        acct.balance = 0
-        self.debt.balance -= amount
+        amount = self.ledger.write_off(acct)
         out.append(SystemDebt(self.seq.next(), self.ts, cause, acct.id, amount, reason))
 
     def forget_reduce_only(self, account_id: str) -> None:

@@ -16,6 +16,7 @@ from clearsim.clearing import adl, backstop, clawback, takeover
 from clearsim.clearing.accounts import Account
 from clearsim.clearing.bankruptcy import bankruptcy_price, fillable_price
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import notional, value
 from clearsim.clearing.rounding import largest_satisfying, ppm_up
 from clearsim.events.types import (
@@ -208,8 +209,7 @@ def _settle_against_bankruptcy(
         paid = min(-delta, ex.fund_available())
         social = -delta - paid
     to_fund = fee + surplus - paid
-    acct.balance -= to_fund
-    ex.fund.balance += to_fund
+    ex.ledger.move(acct, ex.fund, to_fund, Why.SHORTFALL if paid else Why.LIQUIDATION_FEE)
     out.append(
         LiquidationFill(
             ex.seq.next(),
@@ -235,8 +235,7 @@ def _finish(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:
     if not acct.positions and acct.balance < 0:
         pay = min(-acct.balance, ex.fund_available())
         if pay:
-            acct.balance += pay
-            ex.fund.balance -= pay
+            ex.ledger.move(ex.fund, acct, pay, Why.BANKRUPTCY)
             out.append(InsurancePayment(ex.seq.next(), ts, cause, acct.id, pay, "bankruptcy"))
         if acct.balance < 0:
             if "clawback" in ex.config.waterfall.steps:

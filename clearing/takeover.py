@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import Account
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import value
 from clearsim.events.types import Takeover
 
@@ -32,7 +33,7 @@ def run(
     fund_equity, _, _ = ex.risk(ex.fund)
     if fund_equity + value(spec, d_fund, mark) - value(spec, d_fund, p_b) < 0:
         return 0
-    val = ex.transfer(acct, ex.fund, inst, -d_fund, p_b)
+    val = ex.ledger.transfer_position(acct, ex.fund, inst, -d_fund, p_b, Why.TAKEOVER)
     s = ex.seq.next()
     out.append(Takeover(s, ex.ts, cause, acct.id, sym, d_fund, p_b, val))
     n0 = len(out)
