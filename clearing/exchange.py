@@ -15,6 +15,8 @@ and changes nothing else.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -86,8 +88,6 @@ class Exchange:
         #: accounts the waterfall could not close yet -> trigger seq; retried on activity
         self.stuck: dict[str, int] = {}
         self._active: dict[str, None] = {}  # symbols whose book or mark moved this command
-        #: (account, order id) of the liquidation order being filled: it pays no trading fee
-        self.fee_exempt: tuple[str, str] | None = None
         self.liquidating: Account | None = None  # the account the waterfall is working on
         self.period = 1  # clawback period number
         self.period_base: dict[str, int] = {}  # account -> equity - net deposits at period start
@@ -355,8 +355,7 @@ class Exchange:
         sym = spec.symbol
         for s, pos in acct.positions.items():
             other = self.instruments[s]
-            pm = other.price_or(None) if s != sym else m
-            assert pm is not None  # a held position always has a price to mark it at
+            pm = other.valuation_price() if s != sym else m
             equity += value(other.spec, pos.qty, pm)
             if s != sym:
                 im += initial(other.spec, notional(other.spec, pos.qty, pm))
@@ -372,14 +371,24 @@ class Exchange:
 
     # ------------------------------------------------------------------ fills and marks
 
-    def after_book_events(self, out: list[Event], n0: int, inst: Instrument, ts: int) -> None:
-        """Settle the fills the book just emitted, then re-mark (mid/median) and re-check."""
+    def after_book_events(
+        self,
+        out: list[Event],
+        n0: int,
+        inst: Instrument,
+        ts: int,
+        fee_exempt: tuple[str, str] | None = None,
+    ) -> None:
+        """Settle the fills the book just emitted, then re-mark (mid/median) and re-check.
+
+        ``fee_exempt`` is the (account, order id) of a liquidation order: its fills pay no
+        trading fee."""
         self._active[inst.spec.symbol] = None
         touched: dict[str, Account] = {}
         for i in range(n0, len(out)):
             e = out[i]
             if type(e) is Fill:
-                self._settle(out, inst, e, touched)
+                self._settle(out, inst, e, touched, fee_exempt)
         last_cause = out[-1].seq if out else 0
         for acct in touched.values():
             self._trim_reduce_only(out, acct, inst, ts, last_cause)
@@ -388,7 +397,12 @@ class Exchange:
             self._remark(out, inst, ts, last_cause)
 
     def _settle(
-        self, out: list[Event], inst: Instrument, f: Fill, touched: dict[str, Account]
+        self,
+        out: list[Event],
+        inst: Instrument,
+        f: Fill,
+        touched: dict[str, Account],
+        fee_exempt: tuple[str, str] | None,
     ) -> None:
         spec = inst.spec
         if f.taker_side == "buy":
@@ -397,7 +411,7 @@ class Exchange:
         else:
             buyer_id, seller_id = f.maker_account, f.taker_account
             buyer_ppm, seller_ppm = spec.maker_fee_ppm, spec.taker_fee_ppm
-        if self.fee_exempt is not None and self.fee_exempt == (f.taker_account, f.taker_order):
+        if fee_exempt is not None and fee_exempt == (f.taker_account, f.taker_order):
             if f.taker_side == "buy":
                 buyer_ppm = 0
             else:
@@ -556,8 +570,7 @@ class Exchange:
     def _pay_funding(
         self, out: list[Event], inst: Instrument, rate: int, ts: int, cause: int
     ) -> None:
-        mark = inst.price_or(None)
-        assert mark is not None
+        mark = inst.valuation_price()
         holders = {a: acct.positions[inst.spec.symbol].qty for a, acct in inst.holders.items()}
         pays = fnd.payments(inst.spec, holders, mark, rate)
         inst.reset_funding_samples(rate)
@@ -620,8 +633,7 @@ class Exchange:
         equity, mm, im = acct.balance, 0, 0
         for sym, pos in acct.positions.items():
             inst = self.instruments[sym]
-            m = inst.price_or(None)
-            assert m is not None
+            m = inst.valuation_price()
             spec = inst.spec
             equity += value(spec, pos.qty, m)
             n = notional(spec, pos.qty, m)
@@ -671,8 +683,7 @@ class Exchange:
             if sym == symbol:
                 continue
             inst = self.instruments[sym]
-            m = inst.price_or(None)
-            assert m is not None
+            m = inst.valuation_price()
             base_e += value(inst.spec, other.qty, m)
             base_mm += maintenance(inst.spec, notional(inst.spec, other.qty, m))
         inst = self.instruments[symbol]
@@ -697,9 +708,8 @@ class Exchange:
                 account_id, cause = self._queue.popleft()
                 acct = self.accounts[account_id]
                 if acct.flagged and account_id not in self.stuck:
-                    self.liquidating = acct
-                    liquidation.liquidate(self, out, acct, cause)
-                    self.liquidating = None
+                    with self._working_on(acct):
+                        liquidation.liquidate(self, out, acct, cause)
             again = [
                 (aid, cause)
                 for aid, cause in self.stuck.items()
@@ -713,6 +723,16 @@ class Exchange:
                 del self.stuck[aid]
                 self._queue.append((aid, cause))
         self._active.clear()
+
+    @contextmanager
+    def _working_on(self, acct: Account) -> Iterator[None]:
+        """While the waterfall works on ``acct``, its own balance changes do not re-trigger
+        it (the waterfall decides when it is done); reset even if the waterfall raises."""
+        self.liquidating = acct
+        try:
+            yield
+        finally:
+            self.liquidating = None
 
     def _resume_halts(self, out: list[Event], ts: int, cause: int) -> None:
         for inst in self.instruments.values():
@@ -736,10 +756,6 @@ class Exchange:
             self.next_clawback = (ts // every + 1) * every
 
     # ------------------------------------------------------------------ waterfall primitives
-
-    def fund_available(self) -> int:
-        """What the insurance fund can pay out: its equity, never below zero."""
-        return max(0, self.risk(self.fund)[0])
 
     def unflag(self, acct: Account) -> None:
         acct.flagged = False

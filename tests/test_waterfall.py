@@ -16,7 +16,7 @@ from typing import Any
 from support import Driver
 
 from clearsim.clearing import Config, Exchange
-from clearsim.clearing.adl import ranking
+from clearsim.clearing.steps.adl import ranking
 from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
