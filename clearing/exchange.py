@@ -39,6 +39,8 @@ from clearsim.clearing.params import ParamError, apply_set
 from clearsim.clearing.rounding import ppm_up
 from clearsim.events import commands as C
 from clearsim.events.commands import parse_command, to_units
+from clearsim.events.rejects import RejectCode as R
+from clearsim.events.rejects import reason
 from clearsim.events.sequencer import Sequencer
 from clearsim.events.types import (
     Deposit,
@@ -125,7 +127,7 @@ class Exchange:
             return out
         ts = cmd.ts
         if ts < self.ts or ts > MAX_TS:
-            why = "ts goes backwards" if ts < self.ts else "ts out of range"
+            why = reason(R.TS_BACKWARDS if ts < self.ts else R.TS_OUT_OF_RANGE)
             self._reject(out, dict(raw), self.ts, raw["type"], why)
             return out
         s = self.seq.last + 1
@@ -135,20 +137,18 @@ class Exchange:
         self._run_scheduled_clawback(out, ts, s)
         self.ts = ts
         self._resume_halts(out, ts, s)
-        reason = _HANDLERS[type(cmd)](self, out, s, cmd)
-        if reason is not None:
-            out.append(Rejected(self.seq.next(), ts, s, raw["type"], reason))
+        rejected = _HANDLERS[type(cmd)](self, out, s, cmd)
+        if rejected is not None:
+            out.append(Rejected(self.seq.next(), ts, s, raw["type"], rejected))
         self._drain(out)
         return out
 
     def _reject(
-        self, out: list[Event], raw: dict[str, Any], ts: int, ctype: object, reason: str
+        self, out: list[Event], raw: dict[str, Any], ts: int, ctype: object, why: str
     ) -> None:
         s = self.seq.next()
         out.append(Input(s, ts, 0, raw))
-        out.append(
-            Rejected(self.seq.next(), ts, s, ctype if isinstance(ctype, str) else "", reason)
-        )
+        out.append(Rejected(self.seq.next(), ts, s, ctype if isinstance(ctype, str) else "", why))
 
     # ------------------------------------------------------------------ money commands
 
@@ -165,13 +165,15 @@ class Exchange:
     def _withdraw(self, out: list[Event], cause: int, c: C.Withdraw) -> str | None:
         acct = self.accounts.get(c.account)
         if acct is None:
-            return "unknown account"
+            return reason(R.UNKNOWN_ACCOUNT, c.account)
         amount = self._amount(c.amount)
         if isinstance(amount, str):
             return amount
         equity, _, im = self.risk(acct)
         if equity - amount < im:
-            return "insufficient margin: withdrawal would leave equity below initial margin"
+            return reason(
+                R.INSUFFICIENT_MARGIN, "withdrawal would leave equity below initial margin"
+            )
         self.ledger.withdraw(acct, amount)
         out.append(Withdrawal(self.seq.next(), c.ts, cause, c.account, amount))
         self.after_balance_change(out, acct, out[-1].seq)
@@ -189,25 +191,25 @@ class Exchange:
         try:
             amount = to_units(text, self.config.collateral_decimals)
         except ValueError as e:
-            return f"bad amount: {e}"
-        return amount if amount > 0 else "amount must be positive"
+            return reason(R.BAD_AMOUNT, str(e))
+        return amount if amount > 0 else reason(R.BAD_AMOUNT, "must be positive")
 
     # ------------------------------------------------------------------ orders
 
     def _order(self, out: list[Event], cause: int, c: C.Order) -> str | None:
         acct = self.accounts.get(c.account)
         if acct is None:
-            return "unknown account"
+            return reason(R.UNKNOWN_ACCOUNT, c.account)
         inst = self.instruments.get(c.symbol)
         if inst is None:
-            return f"unknown symbol {c.symbol}"
+            return reason(R.UNKNOWN_SYMBOL, c.symbol)
         if inst.halted_until > c.ts:
-            return f"{c.symbol} is halted"
+            return reason(R.HALTED, c.symbol)
         try:
             qty = inst.grid.qty(c.qty)
             price = None if c.price is None else inst.grid.price(c.price)
         except GridError as e:
-            return str(e)
+            return reason(R.OFF_GRID, str(e))
         side = c.side
         mark = inst.mark
         band = inst.spec.band_ppm
@@ -217,7 +219,7 @@ class Exchange:
             and mark is not None
             and abs(price - mark) * PPM > band * mark
         ):
-            return "price outside band"
+            return reason(R.PRICE_OUTSIDE_BAND)
         if c.reduce_only:
             qty_or_reason = self._reduce_only_qty(acct, inst, side, qty)
             if isinstance(qty_or_reason, str):
@@ -241,17 +243,17 @@ class Exchange:
 
     def _cancel(self, out: list[Event], cause: int, c: C.Cancel) -> str | None:
         if c.account not in self.accounts:
-            return "unknown account"
+            return reason(R.UNKNOWN_ACCOUNT, c.account)
         for inst in self.instruments.values():
             if inst.book.get(c.account, c.id) is not None:
                 inst.book.cancel(out, c.ts, cause, c.account, c.id)
                 self.after_book_events(out, len(out), inst, c.ts)
                 return None
-        return "unknown order"
+        return reason(R.UNKNOWN_ORDER, c.id)
 
     def _cancel_all(self, out: list[Event], cause: int, c: C.CancelAll) -> str | None:
         if c.account not in self.accounts:
-            return "unknown account"
+            return reason(R.UNKNOWN_ACCOUNT, c.account)
         for inst in self.instruments.values():
             if inst.book.cancel_all(out, c.ts, cause, c.account):
                 self.after_book_events(out, len(out), inst, c.ts)
@@ -260,23 +262,23 @@ class Exchange:
     def _amend(self, out: list[Event], cause: int, c: C.Amend) -> str | None:
         acct = self.accounts.get(c.account)
         if acct is None:
-            return "unknown account"
+            return reason(R.UNKNOWN_ACCOUNT, c.account)
         for inst in self.instruments.values():
             order = inst.book.get(c.account, c.id)
             if order is None:
                 continue
             if inst.halted_until > c.ts:
-                return f"{inst.spec.symbol} is halted"
+                return reason(R.HALTED, inst.spec.symbol)
             try:
                 qty = None if c.qty is None else inst.grid.qty(c.qty)
                 price = None if c.price is None else inst.grid.price(c.price)
             except GridError as e:
-                return str(e)
+                return reason(R.OFF_GRID, str(e))
             new_qty = order.qty if qty is None else qty
             new_price = order.price if price is None else price
             mark, band = inst.mark, inst.spec.band_ppm
             if band and mark is not None and abs(new_price - mark) * PPM > band * mark:
-                return "price outside band"
+                return reason(R.PRICE_OUTSIDE_BAND)
             ro = self._reduce_only.get(c.account, {}).get(c.id) is not None
             if not ro and (new_qty > order.qty or new_price != order.price):
                 why = self._pre_trade_check(
@@ -285,11 +287,11 @@ class Exchange:
                 if why is not None:
                     return why
             if ro and new_qty > order.qty:
-                return "a reduce-only order cannot grow"
+                return reason(R.REDUCE_ONLY, "order cannot grow")
             inst.book.amend(out, c.ts, cause, c.account, c.id, qty, price)
             self.after_book_events(out, len(out), inst, c.ts)
             return None
-        return "unknown order"
+        return reason(R.UNKNOWN_ORDER, c.id)
 
     def _reduce_only_qty(self, acct: Account, inst: Instrument, side: str, qty: int) -> int | str:
         """Clamp a reduce-only order to what is left of the position after the account's
@@ -297,10 +299,10 @@ class Exchange:
         pos = acct.positions.get(inst.spec.symbol)
         q = pos.qty if pos else 0
         if q == 0 or (q > 0) == (side == "buy"):
-            return "reduce-only order would not reduce the position"
+            return reason(R.REDUCE_ONLY, "order would not reduce the position")
         room = abs(q) - self._reduce_only_open(acct.id, inst, side)
         if room <= 0:
-            return "reduce-only orders already cover the position"
+            return reason(R.REDUCE_ONLY, "orders already cover the position")
         return min(qty, room)
 
     def _reduce_only_open(self, account: str, inst: Instrument, side: str) -> int:
@@ -363,10 +365,10 @@ class Exchange:
         target = (cur.qty if cur else 0) + dq
         n_target = notional(spec, target, m)
         if n_target > spec.tiers[-1].max_notional and abs(target) > abs(cur.qty if cur else 0):
-            return "position would exceed the largest risk tier"
+            return reason(R.TIER_EXCEEDED, "position would exceed the largest risk tier")
         im += initial(spec, n_target)
         if equity < im:
-            return "insufficient margin"
+            return reason(R.INSUFFICIENT_MARGIN)
         return None
 
     # ------------------------------------------------------------------ fills and marks
@@ -476,11 +478,11 @@ class Exchange:
     def _index_price(self, out: list[Event], cause: int, c: C.IndexPrice) -> str | None:
         inst = self.instruments.get(c.symbol)
         if inst is None:
-            return f"unknown symbol {c.symbol}"
+            return reason(R.UNKNOWN_SYMBOL, c.symbol)
         try:
             price = inst.grid.price(c.price)
         except GridError as e:
-            return str(e)
+            return reason(R.OFF_GRID, str(e))
         inst.index = price
         out.append(IndexPrice(self.seq.next(), c.ts, cause, c.symbol, price))
         inst.sample_premium()
@@ -532,9 +534,9 @@ class Exchange:
     def _funding(self, out: list[Event], cause: int, c: C.Funding) -> str | None:
         inst = self.instruments.get(c.symbol)
         if inst is None:
-            return f"unknown symbol {c.symbol}"
+            return reason(R.UNKNOWN_SYMBOL, c.symbol)
         if not inst.spec.perpetual:
-            return f"{c.symbol} is not a perpetual"
+            return reason(R.NOT_PERPETUAL, c.symbol)
         if c.rate is None:
             rate = inst.computed_rate()
         else:
@@ -544,10 +546,10 @@ class Exchange:
                 # between traders, so no side is favoured.
                 mag = _ppm_truncated(c.rate.lstrip("-"))
             except ValueError as e:
-                return f"bad rate: {e}"
+                return reason(R.BAD_RATE, str(e))
             rate = -mag if neg else mag
         if inst.price_or(None) is None:
-            return f"{c.symbol} has no mark price yet"
+            return reason(R.NO_MARK, c.symbol)
         self._pay_funding(out, inst, rate, c.ts, cause)
         return None
 
@@ -598,7 +600,7 @@ class Exchange:
         try:
             new_cfg, old, new = apply_set(self.config, c.path, c.value)
         except ParamError as e:
-            return str(e)
+            return reason(R.BAD_PARAM, str(e))
         self.config = new_cfg
         for spec in new_cfg.instruments:
             inst = self.instruments[spec.symbol]
@@ -622,7 +624,9 @@ class Exchange:
 
     def _settle_period(self, out: list[Event], cause: int, c: C.SettlePeriod) -> str | None:
         if self.config.waterfall.clawback_period != "settle_command":
-            return "clawback periods are not closed by command in this configuration"
+            return reason(
+                R.NOT_BY_COMMAND, "clawback periods are not closed by command in this configuration"
+            )
         clawback.settle(self, out, c.ts, cause)
         return None
 
