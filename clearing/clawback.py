@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import Account
+from clearsim.clearing.config import Immediate
 from clearsim.clearing.rounding import split_largest_remainder
 from clearsim.events.types import Clawback, SocializedLoss
 from clearsim.events.units import PPM
@@ -28,7 +29,7 @@ def socialise(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None
     amount = ex.ledger.socialise(acct)
     s = ex.seq.next()
     out.append(SocializedLoss(s, ex.ts, cause, acct.id, amount, ex.period))
-    if ex.config.waterfall.clawback_period == "immediate":
+    if isinstance(ex.config.waterfall.clawback_period, Immediate):
         settle(ex, out, ex.ts, s)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearsim.clearing import marks, watch
+from clearsim.clearing.config import MarkPolicy
 from clearsim.clearing.params import ParamError, apply_set
 from clearsim.events import commands as C
 from clearsim.events.rejects import RejectCode as R
@@ -33,7 +34,7 @@ def set_param(ex: Exchange, out: list[Event], cause: int, c: C.Set) -> str | Non
     s = out[-1].seq
     if c.path.startswith("exchange.mark"):
         for inst in ex.instruments.values():
-            if new_cfg.mark == "oracle":
+            if new_cfg.mark is MarkPolicy.ORACLE:
                 if inst.index is not None:
                     marks.set_mark(ex, out, inst, inst.index, c.ts, s)
             else:

@@ -8,7 +8,7 @@ from collections import deque
 from clearsim.clearing import funding as fnd
 from clearsim.clearing.accounts import Account, Position
 from clearsim.clearing.breaker import Breaker
-from clearsim.clearing.config import InstrumentSpec
+from clearsim.clearing.config import InstrumentSpec, Stp
 from clearsim.clearing.liqindex import LiquidationIndex
 from clearsim.events.errors import ClearsimError
 from clearsim.events.sequencer import Sequencer
@@ -32,7 +32,7 @@ class Instrument:
         "spec",
     )  # fmt: skip
 
-    def __init__(self, spec: InstrumentSpec, seq: Sequencer, stp: str, basis_samples: int) -> None:
+    def __init__(self, spec: InstrumentSpec, seq: Sequencer, stp: Stp, basis_samples: int) -> None:
         self.spec = spec
         self.book = OrderBook(spec.symbol, seq, stp)
         self.grid = Grid(spec.tick_size, spec.lot_size)

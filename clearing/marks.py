@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearsim.clearing import watch
+from clearsim.clearing.config import MarkPolicy
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.mark import median_mark
 from clearsim.events import commands as C
@@ -32,7 +33,7 @@ def index_price(ex: Exchange, out: list[Event], cause: int, c: C.IndexPrice) -> 
     inst.index = price
     out.append(IndexPrice(ex.seq.next(), c.ts, cause, c.symbol, price))
     inst.sample_premium()
-    if ex.config.mark == "oracle":
+    if ex.config.mark is MarkPolicy.ORACLE:
         set_mark(ex, out, inst, price, c.ts, out[-1].seq)
     else:
         remark(ex, out, inst, c.ts, out[-1].seq)
@@ -41,7 +42,7 @@ def index_price(ex: Exchange, out: list[Event], cause: int, c: C.IndexPrice) -> 
 
 def remark(ex: Exchange, out: list[Event], inst: Instrument, ts: int, cause: int) -> None:
     """Recompute a derived mark (mid or median) and apply it if it moved."""
-    if ex.config.mark == "mid":
+    if ex.config.mark is MarkPolicy.MID:
         mid2 = inst.book.mid2()
         if mid2 is not None:
             set_mark(ex, out, inst, mid2 // 2, ts, cause)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing import marks, watch
 from clearsim.clearing.accounts import Account
+from clearsim.clearing.config import MarkPolicy
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import value
 from clearsim.clearing.rounding import ppm_up
@@ -165,7 +166,7 @@ def after_book_events(
     for acct in touched.values():
         trim_reduce_only(ex, out, acct, inst, ts, last_cause)
         watch.after_balance_change(ex, out, acct, last_cause)
-    if ex.config.mark != "oracle":
+    if ex.config.mark is not MarkPolicy.ORACLE:
         marks.remark(ex, out, inst, ts, last_cause)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing import clawback, watch
 from clearsim.clearing import funding as fnd
+from clearsim.clearing.config import Every, OnCommand
 from clearsim.clearing.instrument import Instrument
 from clearsim.events import commands as C
 from clearsim.events.rejects import RejectCode as R
@@ -96,9 +97,9 @@ def pay_funding(
 
 def run_scheduled_clawback(ex: Exchange, out: list[Event], ts: int, cause: int) -> None:
     period = ex.config.waterfall.clawback_period
-    if not period.isdigit():
+    if type(period) is not Every:
         return
-    every = int(period) * US_PER_S
+    every = period.seconds * US_PER_S
     if not ex.next_clawback:
         ex.next_clawback = (ts // every + 1) * every
         return
@@ -108,7 +109,7 @@ def run_scheduled_clawback(ex: Exchange, out: list[Event], ts: int, cause: int) 
 
 
 def settle_period(ex: Exchange, out: list[Event], cause: int, c: C.SettlePeriod) -> str | None:
-    if ex.config.waterfall.clawback_period != "settle_command":
+    if not isinstance(ex.config.waterfall.clawback_period, OnCommand):
         return reason(
             R.NOT_BY_COMMAND, "clawback periods are not closed by command in this configuration"
         )

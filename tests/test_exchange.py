@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from support import Driver, config, exchange, rejected
 
+from clearsim.clearing import Config, Exchange
 from clearsim.events.types import (
     Fill,
     Funding,
@@ -457,3 +458,27 @@ def test_state_json_shape() -> None:
         "entry_price": "50000",
         "liquidation_price": "45180.7",
     }
+
+
+def test_closed_vocabularies_are_typed_but_the_header_keeps_the_config_text() -> None:
+    """DESIGN §2: mark policy, STP mode, price limit, surplus and clawback period are parsed
+    once into types; ``Config.to_dict()`` (the log header) still records the strings the
+    config wrote, "060" seconds included, and ``set`` reports old and new as that text."""
+    from clearsim.clearing.config import Every, MarkPolicy, PriceLimit, Stp, Surplus
+
+    cfg = config()
+    cfg["exchange"] = {"mark": "mid", "stp": "cancel_both"}
+    cfg["waterfall"] = {"price_limit": "fillable", "surplus": "insurance_fund",
+                        "clawback_period": "060"}  # fmt: skip
+    c = Config.from_dict(cfg)
+    assert (c.mark, c.stp) == (MarkPolicy.MID, Stp.CANCEL_BOTH)
+    w = c.waterfall
+    assert (w.price_limit, w.surplus) == (PriceLimit.FILLABLE, Surplus.INSURANCE_FUND)
+    assert w.clawback_period == Every(60, "060")
+    d = c.to_dict()
+    assert (d["exchange"]["mark"], d["exchange"]["stp"]) == ("mid", "cancel_both")
+    assert type(d["exchange"]["mark"]) is str and type(d["waterfall"]["surplus"]) is str
+    assert (d["waterfall"]["price_limit"], d["waterfall"]["clawback_period"]) == ("fillable", "060")
+    dr = Driver(Exchange(c))
+    (ps,) = [e for e in dr("set", path="exchange.mark", value="oracle") if isinstance(e, ParamSet)]
+    assert (ps.old, ps.new) == ("mid", "oracle") and dr.ex.config.mark is MarkPolicy.ORACLE

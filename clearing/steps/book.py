@@ -11,6 +11,7 @@ and any surplus to the fund, or the fund paying the gap).
 from __future__ import annotations
 
 from clearsim.clearing.bankruptcy import fillable_price
+from clearsim.clearing.config import PriceLimit, Surplus
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import notional, value
@@ -37,9 +38,9 @@ class BookStep:
         sell = q > 0
         dq = -r if sell else r
         limit: int | None
-        if w.price_limit == "bankruptcy":
+        if w.price_limit is PriceLimit.BANKRUPTCY:
             limit = p_b
-        elif w.price_limit == "fillable":
+        elif w.price_limit is PriceLimit.FILLABLE:
             limit = fillable_price(
                 spec, q, dq, mark, case.equity, case.mm, w.fillable_ba_ppm, w.fillable_smmr_ppm
             )
@@ -106,7 +107,7 @@ def _settle_against_bankruptcy(ctx: WaterfallContext, case: Case, f: Fill, cause
     fee = surplus = paid = social = 0
     if delta >= 0:
         fee = min(ppm_up(notional(spec, f.qty, f.price), w.liquidation_fee_ppm), delta)
-        surplus = delta - fee if w.surplus == "insurance_fund" else 0
+        surplus = delta - fee if w.surplus is Surplus.INSURANCE_FUND else 0
     else:
         paid = min(-delta, ctx.fund_available())
         social = -delta - paid
