@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from clearsim.clearing.config import InstrumentSpec
 from clearsim.clearing.margin import MAX_PRICE, maintenance, notional, value
-from clearsim.clearing.rounding import PPM
+from clearsim.clearing.rounding import ceil_div, largest_satisfying
+from clearsim.events.units import PPM
 
 
 def price_for_value(spec: InstrumentSpec, dq: int, target: int) -> int:
@@ -31,29 +32,20 @@ def price_for_value(spec: InstrumentSpec, dq: int, target: int) -> int:
     if not spec.inverse:
         den = dq * spec.k
         # dq x k x p >= target: p <= target/den when selling (den < 0), p >= when buying
-        p = target // den if dq < 0 else -((-target) // den)
+        p = target // den if dq < 0 else ceil_div(target, den)
         return min(max(p, 1), MAX_PRICE)
     # value(dq, p) is monotone in p (increasing when buying): binary search the tick.
-    lo, hi = 1, MAX_PRICE
     if dq < 0:
         if value(spec, dq, 1) < target:
             return 1
-        while lo < hi:  # highest p with value >= target
-            mid = (lo + hi + 1) // 2
-            if value(spec, dq, mid) >= target:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        # highest p with value >= target
+        return largest_satisfying(lambda p: value(spec, dq, p) >= target, 1, MAX_PRICE)
     if value(spec, dq, MAX_PRICE) < target:
         return MAX_PRICE
-    while lo < hi:  # lowest p with value >= target
-        mid = (lo + hi) // 2
-        if value(spec, dq, mid) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    if value(spec, dq, 1) >= target:
+        return 1
+    # lowest p with value >= target: one above the highest p with value < target
+    return largest_satisfying(lambda p: value(spec, dq, p) < target, 1, MAX_PRICE - 1) + 1
 
 
 def bankruptcy_price(

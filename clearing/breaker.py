@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from clearsim.clearing.rounding import PPM
+from clearsim.events.units import PPM
 
 
 class Breaker:

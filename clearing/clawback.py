@@ -14,8 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import Account
-from clearsim.clearing.rounding import PPM, split_largest_remainder
+from clearsim.clearing.config import Immediate
+from clearsim.clearing.rounding import split_largest_remainder
 from clearsim.events.types import Clawback, SocializedLoss
+from clearsim.events.units import PPM
 
 if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange
@@ -24,12 +26,10 @@ if TYPE_CHECKING:
 
 def socialise(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:
     """Move ``acct``'s negative balance to the clawback pool for this period."""
-    amount = -acct.balance
-    acct.balance = 0
-    ex.pool.balance -= amount
+    amount = ex.ledger.socialise(acct)
     s = ex.seq.next()
     out.append(SocializedLoss(s, ex.ts, cause, acct.id, amount, ex.period))
-    if ex.config.waterfall.clawback_period == "immediate":
+    if isinstance(ex.config.waterfall.clawback_period, Immediate):
         settle(ex, out, ex.ts, s)
 
 
@@ -59,11 +59,8 @@ def settle(ex: Exchange, out: list[Event], ts: int, cause: int) -> None:
         else:
             charges = split_largest_remainder(loss, profits, ids)
         rate = PPM if base and loss >= base else (loss * PPM // base if base else 0)
-        collected = sum(charges)
         charged = [(aid, c) for aid, c in zip(ids, charges, strict=True) if c]
-        for aid, c in charged:
-            ex.accounts[aid].balance -= c
-        ex.pool.balance += collected
+        collected = ex.ledger.collect_clawback(charged)
         s = ex.seq.next()
         out.append(
             Clawback(

@@ -11,21 +11,86 @@ from __future__ import annotations
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from clearsim.clearing.presets import PRESETS, with_preset
-from clearsim.clearing.rounding import PPM
 from clearsim.events.errors import ClearsimError
+from clearsim.events.units import PPM
+
+
+class MarkPolicy(StrEnum):
+    """How the mark price is made (DESIGN §5)."""
+
+    ORACLE = "oracle"  # the last index price
+    MEDIAN = "median"  # Binance's median of three
+    MID = "mid"  # the book's mid
+
+
+class Stp(StrEnum):
+    """Self-trade prevention mode (the order book keeps its own integer code for it)."""
+
+    CANCEL_TAKER = "cancel_taker"
+    CANCEL_MAKER = "cancel_maker"
+    CANCEL_BOTH = "cancel_both"
+    NONE = "none"
+
+
+class PriceLimit(StrEnum):
+    """The worst price a ``book`` liquidation order may fill at (DESIGN §6)."""
+
+    BANKRUPTCY = "bankruptcy"
+    FILLABLE = "fillable"
+    MARKET = "market"
+
+
+class Surplus(StrEnum):
+    """Who keeps a liquidation fill's surplus over its bankruptcy value."""
+
+    TRADER = "trader"
+    INSURANCE_FUND = "insurance_fund"
+
+
+@attrs.frozen
+class Immediate:
+    """A socialised loss is clawed back at once."""
+
+    def __str__(self) -> str:
+        return "immediate"
+
+
+@attrs.frozen
+class OnCommand:
+    """Clawback periods close on each ``settle_period`` command."""
+
+    def __str__(self) -> str:
+        return "settle_command"
+
+
+@attrs.frozen
+class Every:
+    """Clawback periods close every ``seconds`` of the simulated clock."""
+
+    seconds: int
+    #: the value as the config wrote it, so the log header records it verbatim
+    text: str = attrs.field(eq=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+#: ``clawback_period``: immediate | settle_command | "<seconds>"; ``str()`` is the config text
+ClawbackPeriod = Immediate | OnCommand | Every
 
 KINDS = ("linear_perpetual", "inverse_perpetual", "linear_future")
-MARK_POLICIES = ("oracle", "median", "mid")
-STP_MODES = ("cancel_taker", "cancel_maker", "cancel_both", "none")
+MARK_POLICIES = tuple(m.value for m in MarkPolicy)
+STP_MODES = tuple(m.value for m in Stp)
 WATERFALL_STEPS = ("book", "backstop", "takeover", "adl", "clawback")
-PRICE_LIMITS = ("bankruptcy", "fillable", "market")
-SURPLUS = ("trader", "insurance_fund")
+PRICE_LIMITS = tuple(m.value for m in PriceLimit)
+SURPLUS = tuple(m.value for m in Surplus)
 _SYMBOL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
@@ -214,11 +279,11 @@ class WaterfallConfig:
     """The loss waterfall's steps and knobs (DESIGN §6)."""
 
     steps: tuple[str, ...] = ("book", "backstop", "adl")
-    price_limit: str = "bankruptcy"
+    price_limit: PriceLimit = PriceLimit.BANKRUPTCY
     liquidation_fee_ppm: int = 5000
-    surplus: str = "trader"
+    surplus: Surplus = Surplus.TRADER
     backstop_accounts: tuple[str, ...] = ()
-    clawback_period: str = "immediate"
+    clawback_period: ClawbackPeriod = Immediate()
     partial: bool = False
     partial_fraction_ppm: int = 250_000
     #: dYdX's fillable price: bankruptcy adjustment (BA) and spread-to-MMR (SMMR)
@@ -254,11 +319,11 @@ def _waterfall(d: object) -> WaterfallConfig:
     adl_neg = _bool(d, "adl_negative_equity_only", where)
     return WaterfallConfig(
         steps=tuple(steps),
-        price_limit=_choice(d, "price_limit", "bankruptcy", PRICE_LIMITS, where),
+        price_limit=PriceLimit(_choice(d, "price_limit", "bankruptcy", PRICE_LIMITS, where)),
         liquidation_fee_ppm=_int(d, "liquidation_fee_ppm", 5000, 0, PPM, where),
-        surplus=_choice(d, "surplus", "trader", SURPLUS, where),
+        surplus=Surplus(_choice(d, "surplus", "trader", SURPLUS, where)),
         backstop_accounts=tuple(backstop),
-        clawback_period=period,
+        clawback_period=_clawback_period(period),
         partial=partial,
         partial_fraction_ppm=_int(d, "partial_fraction_ppm", 250_000, 1, PPM, where),
         fillable_ba_ppm=_int(d, "fillable_ba_ppm", 1_000_000, 0, 100 * PPM, where),
@@ -268,14 +333,23 @@ def _waterfall(d: object) -> WaterfallConfig:
     )
 
 
+def _clawback_period(text: str) -> ClawbackPeriod:
+    """Parse an already validated ``clawback_period``."""
+    if text == "immediate":
+        return Immediate()
+    if text == "settle_command":
+        return OnCommand()
+    return Every(int(text), text)
+
+
 @attrs.frozen
 class Config:
     """The whole, validated configuration of one exchange."""
 
     collateral: str
     collateral_decimals: int
-    mark: str
-    stp: str
+    mark: MarkPolicy
+    stp: Stp
     preset: str | None
     basis_samples: int
     insurance_initial: int
@@ -322,8 +396,8 @@ class Config:
         cfg = cls(
             collateral=collateral,
             collateral_decimals=decimals,
-            mark=_choice(ex, "mark", "oracle", MARK_POLICIES, "exchange."),
-            stp=_choice(ex, "stp", "cancel_taker", STP_MODES, "exchange."),
+            mark=MarkPolicy(_choice(ex, "mark", "oracle", MARK_POLICIES, "exchange.")),
+            stp=Stp(_choice(ex, "stp", "cancel_taker", STP_MODES, "exchange.")),
             preset=preset,
             basis_samples=_int(ex, "basis_samples", 30, 1, 100_000, "exchange."),
             insurance_initial=atoms(fund.get("initial", "0"), decimals, "insurance_fund.initial"),
@@ -361,19 +435,19 @@ class Config:
             "exchange": {
                 "collateral": self.collateral,
                 "collateral_decimals": self.collateral_decimals,
-                "mark": self.mark,
-                "stp": self.stp,
+                "mark": self.mark.value,
+                "stp": self.stp.value,
                 "basis_samples": self.basis_samples,
                 **({"preset": self.preset} if self.preset is not None else {}),
             },
             "insurance_fund": {"initial": fmt_atoms(self.insurance_initial, scale)},
             "waterfall": {
                 "steps": list(w.steps),
-                "price_limit": w.price_limit,
+                "price_limit": w.price_limit.value,
                 "liquidation_fee_ppm": w.liquidation_fee_ppm,
-                "surplus": w.surplus,
+                "surplus": w.surplus.value,
                 "backstop_accounts": list(w.backstop_accounts),
-                "clawback_period": w.clawback_period,
+                "clawback_period": str(w.clawback_period),
                 "partial": w.partial,
                 "partial_fraction_ppm": w.partial_fraction_ppm,
                 "fillable_ba_ppm": w.fillable_ba_ppm,

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 from clearsim.clearing.config import InstrumentSpec
 from clearsim.clearing.margin import notional
-from clearsim.clearing.rounding import PPM, split_largest_remainder
+from clearsim.clearing.rounding import ceil_div, ppm_up, split_largest_remainder
+from clearsim.events.units import PPM
 
 #: The ±0.05% band around the interest rate in the funding formula.
 PREMIUM_BAND_PPM = 500
@@ -39,7 +40,7 @@ def impact_price(levels: Iterable[tuple[int, int]], spec: InstrumentSpec) -> int
             return price
         need = target - got
         level_notional = notional(spec, qty, price)
-        take = qty if level_notional <= need else -(-need * qty // level_notional)
+        take = qty if level_notional <= need else ceil_div(need * qty, level_notional)
         filled_qty += take
         cost += take * price
         got += notional(spec, take, price)
@@ -81,7 +82,7 @@ def payments(
         q = holders[acct]
         if (q > 0) == (payer_sign > 0):
             n = notional(spec, q, mark)
-            paid[acct] = -((-n * arate) // PPM)  # payers round up
+            paid[acct] = ppm_up(n, arate)  # payers round up
         else:
             recv_ids.append(acct)
             recv_w.append(abs(q))

@@ -8,21 +8,31 @@ from collections import deque
 from clearsim.clearing import funding as fnd
 from clearsim.clearing.accounts import Account, Position
 from clearsim.clearing.breaker import Breaker
-from clearsim.clearing.config import InstrumentSpec
+from clearsim.clearing.config import InstrumentSpec, Stp
 from clearsim.clearing.liqindex import LiquidationIndex
+from clearsim.events.errors import ClearsimError
 from clearsim.events.sequencer import Sequencer
 from clearsim.orderbook.book import OrderBook
 from clearsim.orderbook.grid import Grid
 
 
+class NoPrice(ClearsimError):
+    """An instrument has neither a mark nor a trade yet, so a position in it has no value.
+
+    The engine only values positions, which exist only after a trade; so this is raised
+    where a price is required, never silently turned into a default."""
+
+
 class Instrument:
+    """One instrument's live state (see the module docstring)."""
+
     __slots__ = (
         "basis", "book", "breaker", "grid", "halt_queue", "halted_until", "holders", "index",
         "last_rate", "last_trade", "liq", "mark", "next_funding", "premium_n", "premium_sum",
         "spec",
     )  # fmt: skip
 
-    def __init__(self, spec: InstrumentSpec, seq: Sequencer, stp: str, basis_samples: int) -> None:
+    def __init__(self, spec: InstrumentSpec, seq: Sequencer, stp: Stp, basis_samples: int) -> None:
         self.spec = spec
         self.book = OrderBook(spec.symbol, seq, stp)
         self.grid = Grid(spec.tick_size, spec.lot_size)
@@ -49,6 +59,16 @@ class Instrument:
         if self.last_trade is not None:
             return self.last_trade
         return default
+
+    def valuation_price(self) -> int:
+        """The price positions are valued at: the mark, else the last trade.
+
+        Raises :class:`NoPrice` when there is neither (no position can exist then)."""
+        if self.mark is not None:
+            return self.mark
+        if self.last_trade is not None:
+            return self.last_trade
+        raise NoPrice(f"{self.spec.symbol} has no mark and no trade to value positions at")
 
     def sweep_price(self, side: str, qty: int, fallback: int) -> int:
         """The worst price a market order of ``qty`` would reach in the book now."""

@@ -59,10 +59,6 @@ class LiquidationIndex:
         else:
             del self._multi[account]
 
-    def price_of(self, account: str) -> int | None:
-        key = self._key.get(account)
-        return None if key is None or key[0] == _MULTI else key[1]
-
     def crossed(self, mark: int) -> list[str]:
         """Accounts to check at ``mark``: longs priced at or above it (deepest first), shorts
         at or below it (deepest first), then every multi-position account."""

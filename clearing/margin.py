@@ -16,7 +16,8 @@ from bisect import bisect_left
 from collections.abc import Callable
 
 from clearsim.clearing.config import InstrumentSpec, Tier
-from clearsim.clearing.rounding import PPM
+from clearsim.clearing.rounding import ceil_div, ppm_up
+from clearsim.events.units import PPM
 
 #: Prices are searched in [1, MAX_PRICE] ticks.
 MAX_PRICE = 10**15
@@ -32,7 +33,7 @@ def value(spec: InstrumentSpec, q: int, price: int) -> int:
 def notional(spec: InstrumentSpec, q: int, price: int) -> int:
     """Absolute size in atoms used for tiers and requirements (ceil for inverse)."""
     if spec.inverse:
-        return -((-abs(q) * spec.k) // price)
+        return ceil_div(abs(q) * spec.k, price)
     return abs(q) * price * spec.k
 
 
@@ -46,13 +47,13 @@ def tier_for(spec: InstrumentSpec, n: int) -> Tier:
 def maintenance(spec: InstrumentSpec, n: int) -> int:
     """Maintenance margin ``N x mmr - cum`` for notional ``n`` (rounded up)."""
     t = tier_for(spec, n)
-    return -((-n * t.mmr_ppm) // PPM) - t.cum
+    return ppm_up(n, t.mmr_ppm) - t.cum
 
 
 def initial(spec: InstrumentSpec, n: int) -> int:
     """Initial margin ``N x imr`` for notional ``n`` (rounded up)."""
     t = tier_for(spec, n)
-    return -((-n * t.imr_ppm) // PPM)
+    return ppm_up(n, t.imr_ppm)
 
 
 def liquidatable_at(spec: InstrumentSpec, q: int, base_equity: int, base_mm: int, m: int) -> bool:

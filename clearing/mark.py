@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from clearsim.clearing.rounding import PPM
+from clearsim.events.units import PPM
 
 
 def median3(a: int, b: int, c: int) -> int:

@@ -7,9 +7,11 @@ up to the whole to the atom.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-PPM = 1_000_000
+from clearsim.events.units import PPM
+
+__all__ = ["PPM", "ceil_div", "largest_satisfying", "ppm_up", "split_largest_remainder"]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -20,6 +22,22 @@ def ceil_div(a: int, b: int) -> int:
 def ppm_up(amount: int, ppm: int) -> int:
     """``amount x ppm / 10^6`` rounded up (toward +inf): a charge or a requirement."""
     return -((-amount * ppm) // PPM)
+
+
+def largest_satisfying(pred: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest ``x`` in ``[lo, hi]`` with ``pred(x)``, for ``pred`` true up to a threshold
+    and false beyond it; ``lo`` when nothing above it holds (``pred(lo)`` is never asked).
+
+    The one binary search of the clearing layer (bankruptcy prices, affordable fills,
+    backstop capacity): O(log(hi - lo)) calls of ``pred``.
+    """
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if pred(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def split_largest_remainder(total: int, weights: Sequence[int], keys: Sequence[str]) -> list[int]:

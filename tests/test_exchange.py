@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from support import Driver, config, exchange, rejected
 
+from clearsim.clearing import Config, Exchange
 from clearsim.events.types import (
     Fill,
     Funding,
@@ -58,7 +59,10 @@ def test_every_command_is_an_input_event_then_its_effects() -> None:
         ({"type": "deposit", "ts": 5, "account": "alice", "amount": "-1"}, ""),
         ({"type": "deposit", "ts": 5, "account": "alice", "amount": "0"}, "zero"),
         ({"type": "deposit", "ts": 5, "account": "alice", "amount": "0.0000001"}, "decimals"),
-        ({"type": "withdraw", "ts": 5, "account": "nobody", "amount": "1"}, "unknown account"),
+        (
+            {"type": "withdraw", "ts": 5, "account": "nobody", "amount": "1"},
+            "unknown_account: nobody",
+        ),
         (
             {
                 "type": "order",
@@ -70,7 +74,7 @@ def test_every_command_is_an_input_event_then_its_effects() -> None:
                 "qty": "1",
                 "price": "1",
             },
-            "unknown symbol",
+            "unknown_symbol: ETH-USD",
         ),
         (
             {
@@ -168,7 +172,7 @@ def test_insurance_deposit_funds_the_fund() -> None:
 def test_order_up_to_initial_margin_passes_one_lot_more_fails() -> None:
     d = maker_and_taker()
     # 5,000 of equity at 10% IM carries 50,000 of notional: 1 BTC at 50,000, not 1.001.
-    assert rejected(d.order("alice", "o1", "buy", "1.001", "50000")) == "insufficient margin"
+    assert rejected(d.order("alice", "o1", "buy", "1.001", "50000")) == "insufficient_margin"
     assert rejected(d.order("alice", "o2", "buy", "1", "50000")) is None
 
 
@@ -176,7 +180,7 @@ def test_other_open_orders_on_the_same_side_count() -> None:
     d = maker_and_taker()
     assert rejected(d.order("alice", "o1", "buy", "0.6", "50000")) is None
     assert rejected(d.order("alice", "o2", "buy", "0.4", "50000")) is None
-    assert rejected(d.order("alice", "o3", "buy", "0.001", "50000")) == "insufficient margin"
+    assert rejected(d.order("alice", "o3", "buy", "0.001", "50000")) == "insufficient_margin"
     # ... but not the other side's
     assert rejected(d.order("alice", "o4", "sell", "0.5", "50000.1")) is None
 
@@ -187,15 +191,15 @@ def test_buying_above_the_mark_counts_the_open_loss() -> None:
     assert rejected(d.order("alice", "o1", "buy", "0.99", "50050")) is None
     d("cancel", account="alice", id="o1")
     # 0.999 at 50,050: IM 4,995, equity 5,000 - 49.95 = 4,950.05 < 4,995
-    assert rejected(d.order("alice", "o2", "buy", "0.999", "50050")) == "insufficient margin"
+    assert rejected(d.order("alice", "o2", "buy", "0.999", "50050")) == "insufficient_margin"
 
 
 def test_reduce_only_passes_the_margin_check_and_cannot_increase() -> None:
     d = maker_and_taker()
     buy_one_btc(d)
     d.index("46000")  # deep loss: equity 1,000, IM 4,600
-    assert rejected(d.order("alice", "more", "buy", "0.001", "46000")) == "insufficient margin"
-    assert "would not reduce" in (
+    assert rejected(d.order("alice", "more", "buy", "0.001", "46000")) == "insufficient_margin"
+    assert "reduce_only: order would not reduce" in (
         rejected(d.order("alice", "ro1", "buy", "0.1", "46000", reduce_only=True)) or ""
     )
     evs = d.order("alice", "ro2", "sell", "5", "47000", reduce_only=True)
@@ -220,7 +224,7 @@ def test_resting_reduce_only_order_is_trimmed_when_the_position_shrinks() -> Non
 def test_price_band() -> None:
     d = maker_and_taker(band_ppm=10_000)  # 1% around the mark
     assert rejected(d.order("alice", "in", "buy", "0.01", "49500")) is None
-    assert rejected(d.order("alice", "out", "buy", "0.01", "49499.9")) == "price outside band"
+    assert rejected(d.order("alice", "out", "buy", "0.01", "49499.9")) == "price_outside_band"
 
 
 # ------------------------------------------------------------------ positions and liquidation
@@ -454,3 +458,27 @@ def test_state_json_shape() -> None:
         "entry_price": "50000",
         "liquidation_price": "45180.7",
     }
+
+
+def test_closed_vocabularies_are_typed_but_the_header_keeps_the_config_text() -> None:
+    """DESIGN §2: mark policy, STP mode, price limit, surplus and clawback period are parsed
+    once into types; ``Config.to_dict()`` (the log header) still records the strings the
+    config wrote, "060" seconds included, and ``set`` reports old and new as that text."""
+    from clearsim.clearing.config import Every, MarkPolicy, PriceLimit, Stp, Surplus
+
+    cfg = config()
+    cfg["exchange"] = {"mark": "mid", "stp": "cancel_both"}
+    cfg["waterfall"] = {"price_limit": "fillable", "surplus": "insurance_fund",
+                        "clawback_period": "060"}  # fmt: skip
+    c = Config.from_dict(cfg)
+    assert (c.mark, c.stp) == (MarkPolicy.MID, Stp.CANCEL_BOTH)
+    w = c.waterfall
+    assert (w.price_limit, w.surplus) == (PriceLimit.FILLABLE, Surplus.INSURANCE_FUND)
+    assert w.clawback_period == Every(60, "060")
+    d = c.to_dict()
+    assert (d["exchange"]["mark"], d["exchange"]["stp"]) == ("mid", "cancel_both")
+    assert type(d["exchange"]["mark"]) is str and type(d["waterfall"]["surplus"]) is str
+    assert (d["waterfall"]["price_limit"], d["waterfall"]["clawback_period"]) == ("fillable", "060")
+    dr = Driver(Exchange(c))
+    (ps,) = [e for e in dr("set", path="exchange.mark", value="oracle") if isinstance(e, ParamSet)]
+    assert (ps.old, ps.new) == ("mid", "oracle") and dr.ex.config.mark is MarkPolicy.ORACLE

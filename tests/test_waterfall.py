@@ -16,7 +16,7 @@ from typing import Any
 from support import Driver
 
 from clearsim.clearing import Config, Exchange
-from clearsim.clearing.adl import ranking
+from clearsim.clearing.steps.adl import ranking
 from clearsim.events.types import (
     BackstopTransfer,
     Clawback,
@@ -361,7 +361,7 @@ def test_breaker_halts_queues_liquidations_and_resumes() -> None:
     (h,) = of(evs, Halt)
     assert (h.reference, h.price, h.move_ppm) == (100, 94, 60_000)
     assert of(evs, LiquidationTriggered) and not of(evs, LiquidationFill)
-    assert "halted" in (d.order("bidder", "x", "buy", "1", "93", symbol="X")[-1].reason)
+    assert d.order("bidder", "x", "buy", "1", "93", symbol="X")[-1].reason == "halted: X"
     d.ts = h.until - 2  # the driver steps the clock by one per command
     assert not of(d.ok("deposit", account="mm", amount="1"), Resume)
     d.ts = h.until

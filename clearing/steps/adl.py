@@ -13,16 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from heapq import heapify, heappop
-from typing import TYPE_CHECKING
 
 from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
 from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import notional, value
+from clearsim.clearing.steps.base import Case, RiskSource, WaterfallContext
 from clearsim.events.types import Deleveraged
-
-if TYPE_CHECKING:
-    from clearsim.clearing.exchange import Exchange
-    from clearsim.events.types import Event
 
 
 def entry_value(inst: Instrument, q: int, entry_e6: int) -> int:
@@ -39,13 +36,12 @@ SCORE_SCALE = 10**18
 
 
 def _scored(
-    ex: Exchange, inst: Instrument, long_side: bool, exclude: str
+    ex: RiskSource, inst: Instrument, long_side: bool, exclude: str
 ) -> list[tuple[int, int, str, Account]]:
     """(group, -score, id, account) for every candidate: group 0 profitable, 1 losing,
     2 no equity left (being liquidated too)."""
     spec = inst.spec
-    mark = inst.price_or(None)
-    assert mark is not None
+    mark = inst.valuation_price()
     sym = spec.symbol
     keyed: list[tuple[int, int, str, Account]] = []
     for aid, a in inst.holders.items():
@@ -69,7 +65,7 @@ def _scored(
 
 
 def ranking(
-    ex: Exchange, inst: Instrument, long_side: bool, exclude: str
+    ex: RiskSource, inst: Instrument, long_side: bool, exclude: str
 ) -> Iterator[tuple[Account, int]]:
     """Holders of ``inst`` on the given side in ADL order, with their scores (x 10^18).
 
@@ -83,21 +79,31 @@ def ranking(
         yield a, -neg
 
 
-def run(
-    ex: Exchange, out: list[Event], acct: Account, inst: Instrument, r: int, p_b: int, cause: int
-) -> int:
-    sym = inst.spec.symbol
-    sign = 1 if acct.positions[sym].qty > 0 else -1
-    done = 0
-    for rank, (c, score) in enumerate(ranking(ex, inst, sign < 0, acct.id), 1):
-        x = min(r - done, abs(c.positions[sym].qty))
-        val = ex.transfer(acct, c, inst, -sign * x, p_b)
-        text = format(Decimal(score) / SCORE_SCALE, ".6f")
-        out.append(
-            Deleveraged(ex.seq.next(), ex.ts, cause, acct.id, c.id, sym, x, p_b, val, rank, text)
-        )
-        ex.after_balance_change(out, c, out[-1].seq)
-        done += x
-        if done == r:
-            break
-    return done
+class Adl:
+    """Close the remainder against the best-ranked opposite positions."""
+
+    name = "adl"
+    socialises = False
+
+    def applies(self, ctx: WaterfallContext, case: Case) -> bool:
+        # adl_negative_equity_only (dYdX, Hyperliquid): never deleverage while equity >= 0.
+        return not (ctx.waterfall.adl_negative_equity_only and case.equity >= 0)
+
+    def close(self, ctx: WaterfallContext, case: Case) -> int:
+        acct, inst, r, p_b = case.account, case.inst, case.remaining, case.p_b
+        sym = inst.spec.symbol
+        sign = case.sign
+        done = 0
+        for rank, (c, score) in enumerate(ranking(ctx, inst, sign < 0, acct.id), 1):
+            x = min(r - done, abs(c.positions[sym].qty))
+            val = ctx.ledger.transfer_position(acct, c, inst, -sign * x, p_b, Why.ADL)
+            text = format(Decimal(score) / SCORE_SCALE, ".6f")
+            s = ctx.next_seq()
+            ctx.emit(
+                Deleveraged(s, ctx.ts, case.cause, acct.id, c.id, sym, x, p_b, val, rank, text)
+            )
+            ctx.touched(c, s)
+            done += x
+            if done == r:
+                break
+        return done

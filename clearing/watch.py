@@ -1,0 +1,204 @@
+"""Pre-trade risk and the margin watch (DESIGN §4).
+
+:func:`pre_trade_check` refuses an order that, filled with the account's other open orders
+on its side at their limits, would leave equity below initial margin. :func:`risk` values
+an account at current marks. After every change of an account's cash or position,
+:func:`after_balance_change` re-indexes its liquidation price in the instrument's
+liquidation index (so a mark move finds the accounts it crosses without a scan) and
+triggers it when it is below maintenance; :func:`drain` runs the waterfall for the
+triggered accounts in order, and retries the stuck ones whose market moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from clearsim.clearing import liquidation
+from clearsim.clearing.accounts import SYSTEM, Account
+from clearsim.clearing.instrument import Instrument
+from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
+from clearsim.clearing.rounding import ppm_up
+from clearsim.events.rejects import RejectCode as R
+from clearsim.events.rejects import reason
+from clearsim.events.types import Event, LiquidationTriggered
+
+if TYPE_CHECKING:
+    from clearsim.clearing.exchange import Exchange
+
+
+def pre_trade_check(
+    ex: Exchange,
+    acct: Account,
+    inst: Instrument,
+    side: str,
+    qty: int,
+    price: int | None,
+    replacing: tuple[int, int] | None = None,
+) -> str | None:
+    """Reject when, were this order and the account's other open orders on that side
+    filled at their limits, equity would be below initial margin (DESIGN §4).
+
+    ``replacing`` is the (qty, price) of the resting order an amend replaces.
+    """
+    spec = inst.spec
+    m = inst.price_or(price)
+    if m is None:
+        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
+        if m is None:
+            return None  # nothing to value against and nothing to trade with: it expires
+    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    sign = 1 if side == "buy" else -1
+    # Only losses against the mark count (buying above it, selling below): gains don't
+    # fund margin until realised.
+    loss = min(0, sign * (value(spec, qty, m) - value(spec, qty, exec_price)))
+    dq = sign * qty
+    skip = replacing
+    for o in inst.book.orders_of(acct.id):
+        if o.side != side:
+            continue
+        if skip is not None and (o.qty, o.price) == skip:
+            skip = None  # the order being amended is replaced by the new terms
+            continue
+        dq += sign * o.qty
+        loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
+    equity = (
+        acct.balance + loss - ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
+    )
+    im = 0
+    sym = spec.symbol
+    for s, pos in acct.positions.items():
+        other = ex.instruments[s]
+        pm = other.valuation_price() if s != sym else m
+        equity += value(other.spec, pos.qty, pm)
+        if s != sym:
+            im += initial(other.spec, notional(other.spec, pos.qty, pm))
+    cur = acct.positions.get(sym)
+    target = (cur.qty if cur else 0) + dq
+    n_target = notional(spec, target, m)
+    if n_target > spec.tiers[-1].max_notional and abs(target) > abs(cur.qty if cur else 0):
+        return reason(R.TIER_EXCEEDED, "position would exceed the largest risk tier")
+    im += initial(spec, n_target)
+    if equity < im:
+        return reason(R.INSUFFICIENT_MARGIN)
+    return None
+
+
+def risk(ex: Exchange, acct: Account) -> tuple[int, int, int]:
+    """(equity, maintenance margin, initial margin) at current marks."""
+    equity, mm, im = acct.balance, 0, 0
+    for sym, pos in acct.positions.items():
+        inst = ex.instruments[sym]
+        m = inst.valuation_price()
+        spec = inst.spec
+        equity += value(spec, pos.qty, m)
+        n = notional(spec, pos.qty, m)
+        mm += maintenance(spec, n)
+        im += initial(spec, n)
+    return equity, mm, im
+
+
+def is_liquidatable(ex: Exchange, acct: Account) -> bool:
+    if not acct.positions:
+        return False
+    equity, mm, _ = risk(ex, acct)
+    return equity < mm
+
+
+def after_balance_change(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:
+    """Re-index the account's liquidation thresholds and trigger it if it is below MM."""
+    if acct.id in SYSTEM or acct is ex.liquidating:
+        return  # system accounts are never liquidated; the waterfall owns its account
+    reindex(ex, acct)
+    if is_liquidatable(ex, acct):
+        if not acct.flagged:
+            trigger(ex, out, acct, ex.ts, cause)
+    elif acct.flagged:
+        unflag(ex, acct)
+
+
+def reindex(ex: Exchange, acct: Account) -> None:
+    positions = acct.positions
+    if acct.flagged or acct.id in SYSTEM:
+        for sym in positions:
+            ex.instruments[sym].liq.discard(acct.id)
+        return
+    if len(positions) == 1:
+        ((sym, pos),) = positions.items()
+        inst = ex.instruments[sym]
+        lp = liquidation_price(inst.spec, pos.qty, acct.balance, 0, inst.price_or(None))
+        inst.liq.set_single(acct.id, pos.qty > 0, lp)
+    else:
+        for sym in positions:
+            ex.instruments[sym].liq.set_multi(acct.id)
+
+
+def liquidation_price_of(ex: Exchange, acct: Account, symbol: str) -> int | None:
+    """The mark of ``symbol`` at which ``acct`` becomes liquidatable, others held fixed."""
+    pos = acct.positions.get(symbol)
+    if pos is None:
+        return None
+    base_e, base_mm = acct.balance, 0
+    for sym, other in acct.positions.items():
+        if sym == symbol:
+            continue
+        inst = ex.instruments[sym]
+        m = inst.valuation_price()
+        base_e += value(inst.spec, other.qty, m)
+        base_mm += maintenance(inst.spec, notional(inst.spec, other.qty, m))
+    inst = ex.instruments[symbol]
+    return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price_or(None))
+
+
+def trigger(ex: Exchange, out: list[Event], acct: Account, ts: int, cause: int) -> None:
+    equity, mm, _ = risk(ex, acct)
+    acct.flagged = True
+    for sym in acct.positions:
+        ex.instruments[sym].liq.discard(acct.id)
+    s = ex.seq.next()
+    out.append(LiquidationTriggered(s, ts, cause, acct.id, equity, mm))
+    ex.queue.append((acct.id, s))
+
+
+def drain(ex: Exchange, out: list[Event]) -> None:
+    """Run the waterfall for every queued account, in trigger order, until the cascade
+    ends (a liquidation can move the mark and queue more); then retry, once, accounts
+    the waterfall could not close whose books or marks moved in this command."""
+    retried: dict[str, None] = {}
+    while True:
+        while ex.queue:
+            account_id, cause = ex.queue.popleft()
+            acct = ex.accounts[account_id]
+            if acct.flagged and account_id not in ex.stuck:
+                with working_on(ex, acct):
+                    liquidation.liquidate(ex, out, acct, cause)
+        again = [
+            (aid, cause)
+            for aid, cause in ex.stuck.items()
+            if aid not in retried and any(sym in ex.active for sym in ex.accounts[aid].positions)
+        ]
+        if not again:
+            break
+        for aid, cause in again:
+            retried[aid] = None
+            del ex.stuck[aid]
+            ex.queue.append((aid, cause))
+    ex.active.clear()
+
+
+@contextmanager
+def working_on(ex: Exchange, acct: Account) -> Iterator[None]:
+    """While the waterfall works on ``acct``, its own balance changes do not re-trigger
+    it (the waterfall decides when it is done); reset even if the waterfall raises."""
+    ex.liquidating = acct
+    try:
+        yield
+    finally:
+        ex.liquidating = None
+
+
+def unflag(ex: Exchange, acct: Account) -> None:
+    acct.flagged = False
+    ex.stuck.pop(acct.id, None)
+    reindex(ex, acct)
