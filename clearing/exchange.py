@@ -37,12 +37,11 @@ from clearsim.clearing.config import Config
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Ledger
 from clearsim.events import commands as C
-from clearsim.events.commands import parse_command
+from clearsim.events.commands import command_of_record, parse_command, record_form
 from clearsim.events.rejects import RejectCode as R
 from clearsim.events.rejects import reason
 from clearsim.events.sequencer import Sequencer
 from clearsim.events.types import Event, Input, Rejected, SystemDebt
-from clearsim.events.units import MAX_TS
 
 
 class Exchange:
@@ -94,22 +93,43 @@ class Exchange:
     # ------------------------------------------------------------------ the one entry point
 
     def apply(self, command: object) -> list[Event]:
-        """Execute one command; return the events it caused, its ``Input`` first."""
+        """Execute one command; return the events it caused, its ``Input`` first.
+
+        A command that is not a well-formed command in time (bad shape, a ``ts`` before the
+        clock or out of range, something the log cannot record) changes nothing at all:
+        not the clock, not funding, not clawback periods; its ``Input`` is stamped with the
+        current clock, so one typo cannot move time and brick the rest of a replay. A
+        well-formed command refused by its handler (no margin, unknown account, ...) is
+        still a proof that its ``ts`` arrived: what fell due by then (funding, a clawback
+        period, the end of a halt) happens before the handler runs, as it would for any
+        other command at that time, so funding never depends on whether an unrelated order
+        was accepted.
+        """
         out: list[Event] = []
-        if type(command) is dict and len(command) == 1 and "raw" in command:
-            command = command["raw"]  # a non-object input as a log records it (see below)
-        cmd = parse_command(command)
-        raw: dict[str, Any] = command if isinstance(command, dict) else {"raw": command}
+        inner = command_of_record(command)  # {"raw": x} is how a log records a non-object
+        cmd = parse_command(inner)
         if isinstance(cmd, str):
-            ts = raw.get("ts")
-            ts = ts if type(ts) is int and self.ts <= ts <= MAX_TS else self.ts
-            self.ts = ts  # the clock is the inputs', rejected or not: the log never goes back
-            self._reject(out, _recordable(raw), ts, raw.get("type"), cmd)
+            recorded = record_form(inner)
+            if command_of_record(recorded) is not inner:
+                # Recorded as a stand-in: give the verdict a re-execution will give.
+                cmd = parse_command(command_of_record(recorded))
+                if not isinstance(cmd, str):  # pragma: no cover - a stand-in is a string
+                    cmd = reason(R.MALFORMED, "unrecordable command")
+            # The type as the log holds it (none for a stand-in), so replay agrees.
+            self._reject(out, recorded, self.ts, recorded.get("type"), cmd)
+            return out
+        raw: dict[str, Any] = inner  # type: ignore[assignment]  # parsed, so a dict
+        try:
+            orjson.dumps(raw)
+        except TypeError:  # JSONEncodeError is one: a lone surrogate, via the Python API
+            recorded = record_form(raw)
+            why = parse_command(command_of_record(recorded))
+            why = why if isinstance(why, str) else reason(R.MALFORMED)
+            self._reject(out, recorded, self.ts, recorded.get("type"), why)
             return out
         ts = cmd.ts
-        if ts < self.ts or ts > MAX_TS:
-            why = reason(R.TS_BACKWARDS if ts < self.ts else R.TS_OUT_OF_RANGE)
-            self._reject(out, dict(raw), self.ts, raw["type"], why)
+        if ts < self.ts:
+            self._reject(out, dict(raw), self.ts, raw["type"], reason(R.TS_BACKWARDS))
             return out
         s = self.seq.last + 1
         self.seq.last = s
@@ -175,15 +195,6 @@ class Exchange:
     def state(self) -> dict[str, Any]:
         """The state shape of DESIGN §10 (`clearsim state --json`): see :func:`view.state`."""
         return view.state(self)
-
-
-def _recordable(raw: dict[str, Any]) -> dict[str, Any]:
-    """The command as received if it can be logged, else its repr (a log never breaks)."""
-    try:
-        orjson.dumps(raw)
-    except (TypeError, orjson.JSONEncodeError):
-        return {"raw": repr(raw)[:4096]}
-    return dict(raw)
 
 
 #: A command handler: ``(exchange, out, cause, command) -> rejection reason or None``.

@@ -384,8 +384,11 @@ def parse_command(d: object) -> Command | str:
 
 def _parse(d: object) -> Command | str:
     if not isinstance(d, dict):
+        # The text is shown too: a log records an unrecordable command as such a text (see
+        # record_form), and its rejection should say what it was.
+        shown = f": {_show(d)}" if isinstance(d, str) else ""
         return reason(
-            RejectCode.MALFORMED, f"command must be a JSON object, not {type(d).__name__}"
+            RejectCode.MALFORMED, f"command must be a JSON object, not {type(d).__name__}{shown}"
         )
     t = d.get("type")
     if "type" not in d:
@@ -629,7 +632,17 @@ def _exact(a: object, b: object) -> bool:
     return True
 
 
-_REPR = reprlib.Repr()
+class _Describe(reprlib.Repr):
+    """reprlib with objects shown by type name only: an object's own repr may hold a
+    memory address, and the log of the same inputs must be the same bytes every run."""
+
+    def repr_instance(self, x: object, level: int) -> str:
+        if type(x) in (float, bool, type(None)):
+            return repr(x)
+        return f"<{type(x).__name__}>"
+
+
+_REPR = _Describe()
 _REPR.maxlevel = 4
 _REPR.maxstring = 60
 _REPR.maxother = 60
