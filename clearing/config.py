@@ -91,8 +91,9 @@ STP_MODES = tuple(m.value for m in Stp)
 WATERFALL_STEPS = ("book", "backstop", "takeover", "adl", "clawback")
 PRICE_LIMITS = tuple(m.value for m in PriceLimit)
 SURPLUS = tuple(m.value for m in Surplus)
-_SYMBOL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
-_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+# \Z, not $: "$" also matches before a trailing newline ("12\n" is not a number here).
+_SYMBOL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}\Z")
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?\Z")
 
 
 class ConfigError(ClearsimError, ValueError):
@@ -244,13 +245,22 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
         "tiers", [{"max_notional": "1000000000000", "imr_ppm": 100_000, "mmr_ppm": 50_000}]
     )
     tiers = derive_tiers(tiers_raw, decimals, where)
+    maker_fee = _int(d, "maker_fee_ppm", 0, *fee_range, where)
+    taker_fee = _int(d, "taker_fee_ppm", 0, *fee_range, where)
+    if maker_fee + taker_fee < 0:
+        # Every fill would pay out more in rebates than it takes in fees: two accounts
+        # could wash-trade the fee pool below zero and withdraw the difference.
+        raise ConfigError(
+            f"{where}maker_fee_ppm: a rebate of {-maker_fee} ppm exceeds the taker fee of "
+            f"{taker_fee} ppm (the fee pool would pay out more than it takes)"
+        )
     return InstrumentSpec(
         symbol=symbol,
         kind=kind,
         tick_size=str(tick_s),
         lot_size=str(lot_s),
-        maker_fee_ppm=_int(d, "maker_fee_ppm", 0, *fee_range, where),
-        taker_fee_ppm=_int(d, "taker_fee_ppm", 0, *fee_range, where),
+        maker_fee_ppm=maker_fee,
+        taker_fee_ppm=taker_fee,
         band_ppm=_int(d, "band_ppm", 0, 0, PPM, where),
         funding_interval_s=_int(d, "funding_interval_s", 0, 0, 10**9, where),
         funding_cap_ppm=_int(d, "funding_cap_ppm", 3000, 0, PPM, where),
@@ -310,7 +320,9 @@ def _waterfall(d: object) -> WaterfallConfig:
         raise ConfigError(f"{where}backstop_accounts: expected a list of account ids")
     period = d.get("clawback_period", "immediate")
     if not isinstance(period, str) or not (
-        period in ("immediate", "settle_command") or (period.isdigit() and int(period) > 0)
+        # isascii: str.isdigit() is true for "²" (int() then fails) and "٣" (int() gives 3).
+        period in ("immediate", "settle_command")
+        or (period.isascii() and period.isdigit() and int(period) > 0)
     ):
         raise ConfigError(
             f"{where}clawback_period: expected immediate, settle_command or a number of seconds"

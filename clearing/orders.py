@@ -48,6 +48,9 @@ def order(ex: Exchange, out: list[Event], cause: int, c: C.Order) -> str | None:
         if isinstance(qty_or_reason, str):
             return qty_or_reason
         qty = qty_or_reason
+        why = watch.reduce_only_check(ex, acct, inst, side, qty, price)
+        if why is not None:
+            return why
     else:
         why = watch.pre_trade_check(ex, acct, inst, side, qty, price)
         if why is not None:
@@ -114,6 +117,12 @@ def amend(ex: Exchange, out: list[Event], cause: int, c: C.Amend) -> str | None:
                 return why
         if ro and new_qty > order.qty:
             return reason(R.REDUCE_ONLY, "order cannot grow")
+        if ro and new_price != order.price:
+            why = watch.reduce_only_check(
+                ex, acct, inst, order.side, new_qty, new_price, replacing=(order.qty, order.price)
+            )
+            if why is not None:
+                return why
         inst.book.amend(out, c.ts, cause, c.account, c.id, qty, price)
         after_book_events(ex, out, len(out), inst, c.ts)
         return None
@@ -195,6 +204,8 @@ def settle_fill(
     n = abs(val)
     buyer_fee = ppm_up(n, buyer_ppm)
     seller_fee = ppm_up(n, seller_ppm)
+    if buyer_fee + seller_fee < 0:
+        buyer_fee, seller_fee = _rebate_within_pool(ex.fees.balance, buyer_fee, seller_fee)
     buyer, seller = ex.accounts[buyer_id], ex.accounts[seller_id]
     ex.ledger.settle_trade(inst, buyer, seller, qty, price, val, buyer_fee, seller_fee)
     inst.last_trade = price
@@ -251,3 +262,17 @@ def trim_reduce_only(
 
 def forget_reduce_only(ex: Exchange, account_id: str) -> None:
     ex.reduce_only.pop(account_id, None)
+
+
+def _rebate_within_pool(pool: int, buyer_fee: int, seller_fee: int) -> tuple[int, int]:
+    """Cap a maker rebate so the fee pool never goes below zero.
+
+    A schedule whose rebate exceeds the taker fee is refused at config load (and by
+    ``set``), so a normal fill never pays out more than it takes; a liquidation order pays
+    no trading fee, though, and its maker's rebate is then paid only from what the pool
+    holds — a rebate is the exchange sharing fees it earned, never money it creates.
+    """
+    floor = -pool  # the most negative total the pool can pay
+    if buyer_fee < 0:
+        return max(buyer_fee, min(0, floor - seller_fee)), seller_fee
+    return buyer_fee, max(seller_fee, min(0, floor - buyer_fee))

@@ -24,7 +24,7 @@ _IMMUTABLE = {
     "insurance_fund.initial",
 }  # fmt: skip
 _IMMUTABLE_INSTRUMENT = {"symbol", "kind", "tick_size", "lot_size"}
-_INT = re.compile(r"^-?[0-9]{1,18}$")
+_INT = re.compile(r"^-?[0-9]{1,18}\Z")  # \Z: "$" would accept a trailing newline
 
 
 class ParamError(ClearsimError, ValueError):

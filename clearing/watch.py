@@ -85,6 +85,67 @@ def pre_trade_check(
     return None
 
 
+def reduce_only_check(
+    ex: Exchange,
+    acct: Account,
+    inst: Instrument,
+    side: str,
+    qty: int,
+    price: int | None,
+    replacing: tuple[int, int] | None = None,
+) -> str | None:
+    """Refuse a reduce-only order that would make the account liquidatable (DESIGN §4).
+
+    A reduce-only order skips the initial-margin check (it only shrinks the position), but
+    closing at a price far from the mark realises a loss: were this order and the account's
+    other resting orders on that side filled at their limits, marks unchanged, equity must
+    stay at or above the maintenance margin of what is left — as exchanges refuse a close
+    beyond the liquidation price. An account already below MM may still send a close that
+    improves its margin (equity minus MM). ``replacing`` is an amended order's old terms.
+    """
+    spec = inst.spec
+    m = inst.price_or(price)
+    if m is None:
+        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
+        if m is None:
+            return None  # nothing to value against and nothing to trade with: it expires
+    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    sign = 1 if side == "buy" else -1
+    loss = min(0, sign * (value(spec, qty, m) - value(spec, qty, exec_price)))
+    dq = sign * qty
+    skip = replacing
+    for o in inst.book.orders_of(acct.id):
+        if o.side != side:
+            continue
+        if skip is not None and (o.qty, o.price) == skip:
+            skip = None
+            continue
+        dq += sign * o.qty
+        loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
+    fee = ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
+    mm_now = equity_now = mm_after = 0
+    sym = spec.symbol
+    for s, pos in acct.positions.items():
+        other = ex.instruments[s]
+        pm = other.valuation_price() if s != sym else m
+        v = value(other.spec, pos.qty, pm)
+        mm_pos = maintenance(other.spec, notional(other.spec, pos.qty, pm))
+        equity_now += v
+        mm_now += mm_pos
+        if s == sym:
+            left = pos.qty + dq
+            if (left > 0) != (pos.qty > 0) and left != 0:
+                left = 0  # reduce-only never flips: what exceeds the position is not filled
+            mm_after += maintenance(spec, notional(spec, left, pm))
+        else:
+            mm_after += mm_pos
+    equity_now += acct.balance
+    equity = equity_now + loss - fee
+    if equity >= mm_after or equity - mm_after >= equity_now - mm_now:
+        return None
+    return reason(R.REDUCE_ONLY, "the close would leave equity below maintenance margin")
+
+
 def risk(ex: Exchange, acct: Account) -> tuple[int, int, int]:
     """(equity, maintenance margin, initial margin) at current marks."""
     equity, mm, im = acct.balance, 0, 0
