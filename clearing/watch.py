@@ -49,20 +49,7 @@ def pre_trade_check(
         if m is None:
             return None  # nothing to value against and nothing to trade with: it expires
     exec_price = price if price is not None else inst.sweep_price(side, qty, m)
-    sign = 1 if side == "buy" else -1
-    # Only losses against the mark count (buying above it, selling below): gains don't
-    # fund margin until realised.
-    loss = min(0, sign * (value(spec, qty, m) - value(spec, qty, exec_price)))
-    dq = sign * qty
-    skip = replacing
-    for o in inst.book.orders_of(acct.id):
-        if o.side != side:
-            continue
-        if skip is not None and (o.qty, o.price) == skip:
-            skip = None  # the order being amended is replaced by the new terms
-            continue
-        dq += sign * o.qty
-        loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
+    dq, loss = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     equity = (
         acct.balance + loss - ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
     )
@@ -83,6 +70,35 @@ def pre_trade_check(
     if equity < im:
         return reason(R.INSUFFICIENT_MARGIN)
     return None
+
+
+def _side_exposure(
+    acct: Account,
+    inst: Instrument,
+    side: str,
+    qty: int,
+    m: int,
+    exec_price: int,
+    replacing: tuple[int, int] | None,
+) -> tuple[int, int]:
+    """(signed lots, loss against the mark) were this order and the account's other
+    resting orders on ``side`` filled at their limits. Only losses against the mark count
+    (buying above it, selling below): gains don't fund margin until realised.
+    ``replacing`` is the (qty, price) of the resting order an amend replaces."""
+    spec = inst.spec
+    sign = 1 if side == "buy" else -1
+    loss = min(0, sign * (value(spec, qty, m) - value(spec, qty, exec_price)))
+    dq = sign * qty
+    skip = replacing
+    for o in inst.book.orders_of(acct.id):
+        if o.side != side:
+            continue
+        if skip is not None and (o.qty, o.price) == skip:
+            skip = None  # the order being amended is replaced by the new terms
+            continue
+        dq += sign * o.qty
+        loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
+    return dq, loss
 
 
 def reduce_only_check(
@@ -110,18 +126,7 @@ def reduce_only_check(
         if m is None:
             return None  # nothing to value against and nothing to trade with: it expires
     exec_price = price if price is not None else inst.sweep_price(side, qty, m)
-    sign = 1 if side == "buy" else -1
-    loss = min(0, sign * (value(spec, qty, m) - value(spec, qty, exec_price)))
-    dq = sign * qty
-    skip = replacing
-    for o in inst.book.orders_of(acct.id):
-        if o.side != side:
-            continue
-        if skip is not None and (o.qty, o.price) == skip:
-            skip = None
-            continue
-        dq += sign * o.qty
-        loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
+    dq, loss = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     fee = ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
     mm_now = equity_now = mm_after = 0
     sym = spec.symbol

@@ -502,47 +502,32 @@ def _fast_order(d: dict[str, Any]) -> Order | None:
     return Order(ts, account, oid, symbol, side, qty, price, tif, ro)
 
 
-_CANCEL_KEYS: Final = frozenset(("type", "ts", "account", "id"))
+def _fast_three(
+    cls: type[Cancel] | type[IndexPrice] | type[Deposit],
+    second: str,
+    third: str,
+    checks: tuple[Callable[[object], bool], Callable[[object], bool]],
+) -> Callable[[dict[str, Any]], Command | None]:
+    """The fast path of a command of exactly ``type``, ``ts`` and two more fields."""
+    keys = frozenset(("type", "ts", second, third))
+    check2, check3 = checks
 
+    def fast(d: dict[str, Any]) -> Command | None:
+        if d.keys() != keys:
+            return None
+        ts, v2, v3 = d["ts"], d[second], d[third]
+        if not (_fast_ts(ts) and check2(v2) and check3(v3)):
+            return None
+        return cls(ts, v2, v3)
 
-def _fast_cancel(d: dict[str, Any]) -> Cancel | None:
-    if d.keys() != _CANCEL_KEYS:
-        return None
-    ts, account, oid = d["ts"], d["account"], d["id"]
-    if not (_fast_ts(ts) and _fast_account(account) and _fast_id(oid)):
-        return None
-    return Cancel(ts, account, oid)
-
-
-_INDEX_KEYS: Final = frozenset(("type", "ts", "symbol", "price"))
-
-
-def _fast_index(d: dict[str, Any]) -> IndexPrice | None:
-    if d.keys() != _INDEX_KEYS:
-        return None
-    ts, symbol, price = d["ts"], d["symbol"], d["price"]
-    if not (_fast_ts(ts) and _fast_symbol(symbol) and _fast_positive(price)):
-        return None
-    return IndexPrice(ts, symbol, price)
-
-
-_DEPOSIT_KEYS: Final = frozenset(("type", "ts", "account", "amount"))
-
-
-def _fast_deposit(d: dict[str, Any]) -> Deposit | None:
-    if d.keys() != _DEPOSIT_KEYS:
-        return None
-    ts, account, amount = d["ts"], d["account"], d["amount"]
-    if not (_fast_ts(ts) and _fast_account(account) and _fast_positive(amount)):
-        return None
-    return Deposit(ts, account, amount)
+    return fast
 
 
 _FAST: Final[dict[str, Callable[[dict[str, Any]], Command | None]]] = {
     "order": _fast_order,
-    "cancel": _fast_cancel,
-    "index_price": _fast_index,
-    "deposit": _fast_deposit,
+    "cancel": _fast_three(Cancel, "account", "id", (_fast_account, _fast_id)),
+    "index_price": _fast_three(IndexPrice, "symbol", "price", (_fast_symbol, _fast_positive)),
+    "deposit": _fast_three(Deposit, "account", "amount", (_fast_account, _fast_positive)),
 }
 
 
