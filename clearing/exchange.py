@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from clearsim.clearing import governance, marks, money, orders, schedule, view, watch
+from clearsim.clearing import admission, governance, marks, money, orders, schedule, view, watch
 from clearsim.clearing.accounts import SYSTEM, Account
 from clearsim.clearing.config import Config
 from clearsim.clearing.instrument import Instrument
@@ -42,6 +42,7 @@ from clearsim.events.rejects import RejectCode as R
 from clearsim.events.rejects import reason
 from clearsim.events.sequencer import Sequencer
 from clearsim.events.types import Event, Input, Rejected, SystemDebt
+from clearsim.events.units import MAX_CLOCK_JUMP, MAX_FUNDING_ROUNDS
 
 
 class Exchange:
@@ -123,26 +124,63 @@ class Exchange:
             orjson.dumps(raw)
         except TypeError:  # JSONEncodeError is one: a lone surrogate, via the Python API
             recorded = record_form(raw)
-            why = parse_command(command_of_record(recorded))
-            why = why if isinstance(why, str) else reason(R.MALFORMED)
+            verdict = parse_command(command_of_record(recorded))
+            why = verdict if isinstance(verdict, str) else reason(R.MALFORMED)
             self._reject(out, recorded, self.ts, recorded.get("type"), why)
             return out
         ts = cmd.ts
-        if ts < self.ts:
-            self._reject(out, dict(raw), self.ts, raw["type"], reason(R.TS_BACKWARDS))
+        late = self._clock_check(ts)
+        if late is not None:
+            self._reject(out, dict(raw), self.ts, raw["type"], late)
             return out
+        due = ts > self.ts and (schedule.anything_due(self, ts) or marks.halts_due(self, ts))
+        if due:
+            # What falls due cannot be undone: refuse a bad command before it runs.
+            bad = admission.static_reject(self, cmd)
+            if bad is not None:
+                self._reject(out, dict(raw), self.ts, raw["type"], bad)
+                return out
+        clock = self.ts
         s = self.seq.last + 1
         self.seq.last = s
         out.append(Input(s, ts, 0, dict(raw)))
-        schedule.run_scheduled_funding(self, out, ts, s)
-        schedule.run_scheduled_clawback(self, out, ts, s)
+        # The clock moves first: whatever falls due now (funding, a clawback period, the
+        # end of a halt) and whatever it triggers is stamped with this command's ts.
         self.ts = ts
-        marks.resume_halts(self, out, ts, s)
+        saved = schedule.marks_of(self) if due else None
+        if due:
+            schedule.run_scheduled_funding(self, out, ts, s)
+            schedule.run_scheduled_clawback(self, out, ts, s)
+            marks.resume_halts(self, out, ts, s)
+        quiet = len(out) == 1  # nothing that fell due emitted anything
         rejected = _HANDLERS[type(cmd)](self, out, s, cmd)
         if rejected is not None:
+            if quiet:
+                # Nothing happened and a refusing handler changes nothing: put the clock
+                # (and a schedule that only started or moved on) back and stamp the
+                # records with the clock, so the command changed nothing at all.
+                if saved is not None:
+                    schedule.restore(self, saved)
+                self.ts = clock
+                out[0] = Input(s, clock, 0, dict(raw))
+                ts = clock
             out.append(Rejected(self.seq.next(), ts, s, raw["type"], rejected))
         watch.drain(self, out)
         return out
+
+    def _clock_check(self, ts: int) -> str | None:
+        """Why a well-formed command's ``ts`` cannot move the clock, or None."""
+        if ts < self.ts:
+            return reason(R.TS_BACKWARDS)
+        if self.ts and ts - self.ts > MAX_CLOCK_JUMP:
+            return reason(R.TS_OUT_OF_RANGE, f"more than {MAX_CLOCK_JUMP} µs after the clock")
+        due = schedule.funding_rounds_due(self, ts)
+        if due > MAX_FUNDING_ROUNDS:
+            return reason(
+                R.TS_OUT_OF_RANGE,
+                f"{due} funding rounds would fall due (at most {MAX_FUNDING_ROUNDS})",
+            )
+        return None
 
     def _reject(
         self, out: list[Event], raw: dict[str, Any], ts: int, ctype: object, why: str

@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from clearsim.clearing.config import InstrumentSpec, Tier
 from clearsim.clearing.rounding import ceil_div, ppm_up
-from clearsim.events.units import PPM
+from clearsim.events.units import MAX_PRICE_TICKS, PPM
 
 #: Prices are searched in [1, MAX_PRICE] ticks.
-MAX_PRICE = 10**15
+MAX_PRICE = MAX_PRICE_TICKS
 
 
 def value(spec: InstrumentSpec, q: int, price: int) -> int:

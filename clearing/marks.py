@@ -71,10 +71,12 @@ def set_mark(
             inst.halted_until = ts + spec.breaker_halt_s * US_PER_S
             inst.breaker.reset()
             out.append(Halt(ex.seq.next(), ts, s, spec.symbol, ref, price, move, inst.halted_until))
-    for account_id in inst.liq.crossed(price):
-        acct = ex.accounts[account_id]
-        if watch.is_liquidatable(ex, acct):
-            watch.trigger(ex, out, acct, ts, s)
+    watch.check_crossed(ex, out, inst, price, ts, s)
+
+
+def halts_due(ex: Exchange, ts: int) -> bool:
+    """Whether a halt ends by ``ts``."""
+    return any(i.halted_until and i.halted_until <= ts for i in ex.instruments.values())
 
 
 def resume_halts(ex: Exchange, out: list[Event], ts: int, cause: int) -> None:

@@ -167,6 +167,7 @@ def after_book_events(
     trading fee."""
     ex.active[inst.spec.symbol] = None
     touched: dict[str, Account] = {}
+    traded_at = inst.last_trade
     for i in range(n0, len(out)):
         e = out[i]
         if type(e) is Fill:
@@ -177,6 +178,10 @@ def after_book_events(
         watch.after_balance_change(ex, out, acct, last_cause)
     if ex.config.mark is not MarkPolicy.ORACLE:
         marks.remark(ex, out, inst, ts, last_cause)
+    if inst.mark is None and inst.last_trade is not None and inst.last_trade != traded_at:
+        # No mark yet (a mid mark with a one-sided book): positions are valued at the last
+        # trade, so a trade is a valuation move like a mark change (DESIGN §4).
+        watch.check_crossed(ex, out, inst, inst.last_trade, ts, last_cause)
 
 
 def settle_fill(

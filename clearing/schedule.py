@@ -52,6 +52,48 @@ def funding(ex: Exchange, out: list[Event], cause: int, c: C.Funding) -> str | N
     return None
 
 
+def funding_rounds_due(ex: Exchange, ts: int) -> int:
+    """How many funding rounds a command at ``ts`` would make fall due (the most over the
+    instruments); computed without paying any."""
+    most = 0
+    for inst in ex.instruments.values():
+        interval = inst.spec.funding_interval_s * US_PER_S
+        if interval and inst.spec.perpetual and inst.next_funding and inst.next_funding <= ts:
+            most = max(most, (ts - inst.next_funding) // interval + 1)
+    return most
+
+
+def anything_due(ex: Exchange, ts: int) -> bool:
+    """Whether a command at ``ts`` makes anything fall due that cannot be undone: a funding
+    round (or the first command, which starts the funding schedule) or a clawback period."""
+    for inst in ex.instruments.values():
+        interval = inst.spec.funding_interval_s * US_PER_S
+        if interval and inst.spec.perpetual and (not inst.next_funding or inst.next_funding <= ts):
+            return True
+    if type(ex.config.waterfall.clawback_period) is Every:
+        return not ex.next_clawback or ex.next_clawback <= ts
+    return False
+
+
+#: Where the schedules stand: each instrument's next funding time, the next clawback time,
+#: the clawback period and its profit bases.
+Schedules = tuple[tuple[int, ...], int, int, dict[str, int]]
+
+
+def marks_of(ex: Exchange) -> Schedules:
+    """The schedules as they stand, for :func:`restore` to put back when nothing that ran
+    emitted an event (a schedule that only started, or an empty clawback period)."""
+    funding = tuple(i.next_funding for i in ex.instruments.values())
+    return funding, ex.next_clawback, ex.period, ex.period_base  # period_base is replaced,
+    # never mutated, by clawback.settle: keeping the reference is keeping the value
+
+
+def restore(ex: Exchange, saved: Schedules) -> None:
+    for inst, at in zip(ex.instruments.values(), saved[0], strict=True):
+        inst.next_funding = at
+    ex.next_clawback, ex.period, ex.period_base = saved[1], saved[2], saved[3]
+
+
 def run_scheduled_funding(ex: Exchange, out: list[Event], ts: int, cause: int) -> None:
     """Pay funding at every interval boundary the clock passed since the last command."""
     for inst in ex.instruments.values():

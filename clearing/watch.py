@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from clearsim.clearing import liquidation
 from clearsim.clearing.accounts import SYSTEM, Account
+from clearsim.clearing.config import InstrumentSpec
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
 from clearsim.clearing.rounding import ppm_up
@@ -64,11 +65,34 @@ def pre_trade_check(
     cur = acct.positions.get(sym)
     target = (cur.qty if cur else 0) + dq
     n_target = notional(spec, target, m)
-    if n_target > spec.tiers[-1].max_notional and abs(target) > abs(cur.qty if cur else 0):
+    if _beyond_tiers(spec, n_target, target, cur.qty if cur else 0):
         return reason(R.TIER_EXCEEDED, "position would exceed the largest risk tier")
     im += initial(spec, n_target)
     if equity < im:
         return reason(R.INSUFFICIENT_MARGIN)
+    return None
+
+
+def _beyond_tiers(spec: InstrumentSpec, n_target: int, target: int, current: int) -> bool:
+    """A position growing past the largest risk tier's notional (shrinking is allowed)."""
+    return n_target > spec.tiers[-1].max_notional and abs(target) > abs(current)
+
+
+def tier_check(
+    ex: Exchange, acct: Account, inst: Instrument, side: str, qty: int, price: int | None
+) -> str | None:
+    """The pre-trade check's tier limit alone (it needs no money): for admission."""
+    m = inst.price_or(price)
+    if m is None:
+        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
+        if m is None:
+            return None
+    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    dq, _ = _side_exposure(acct, inst, side, qty, m, exec_price, None)
+    cur = acct.positions.get(inst.spec.symbol)
+    current = cur.qty if cur else 0
+    if _beyond_tiers(inst.spec, notional(inst.spec, current + dq, m), current + dq, current):
+        return reason(R.TIER_EXCEEDED, "position would exceed the largest risk tier")
     return None
 
 
@@ -99,6 +123,17 @@ def _side_exposure(
         dq += sign * o.qty
         loss += min(0, sign * (value(spec, o.qty, m) - value(spec, o.qty, o.price)))
     return dq, loss
+
+
+def check_crossed(
+    ex: Exchange, out: list[Event], inst: Instrument, price: int, ts: int, cause: int
+) -> None:
+    """The valuation price of ``inst`` moved to ``price``: trigger every account whose
+    liquidation threshold it crossed (the index finds them, no scan of all holders)."""
+    for account_id in inst.liq.crossed(price):
+        acct = ex.accounts[account_id]
+        if is_liquidatable(ex, acct):
+            trigger(ex, out, acct, ts, cause)
 
 
 def reduce_only_check(

@@ -19,5 +19,17 @@ US_PER_S: Final = 1_000_000
 #: The largest integer a log record may carry (JSON integers are read as signed 64-bit).
 INT64_MAX: Final = (1 << 63) - 1
 
+#: The largest price, in ticks: prices, marks and liquidation thresholds live in [1, this],
+#: which keeps a position's value inside 64 bits for any position a risk tier allows.
+MAX_PRICE_TICKS: Final = 10**15
+
+#: At most this many funding rounds may fall due at once; a command further ahead is
+#: refused (the engine pays each round, so an unbounded jump would never return).
+MAX_FUNDING_ROUNDS: Final = 100_000
+
+#: The furthest a command may move a running clock in one step (10 years of µs): a ``ts``
+#: in nanoseconds or with a digit too many is refused instead of ending the replay.
+MAX_CLOCK_JUMP: Final = 10 * 366 * 86_400 * US_PER_S
+
 #: The largest accepted ``ts`` (µs): schedules add an interval to it and stay in 64 bits.
 MAX_TS: Final = 1 << 62

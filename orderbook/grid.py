@@ -13,7 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from clearsim.events.errors import ClearsimError
-from clearsim.events.units import INT64_MAX
+from clearsim.events.units import INT64_MAX, MAX_PRICE_TICKS
 
 __all__ = ["Grid", "GridError"]
 
@@ -77,8 +77,12 @@ class Grid:
         return f"Grid(tick_size={self.tick_size!r}, lot_size={self.lot_size!r})"
 
     def price(self, text: str) -> int:
-        """Decimal price -> ticks. Raises GridError for a non-positive or off-grid price."""
-        return _steps(text, self._tick, "price", "not a positive price", "price off the tick grid")
+        """Decimal price -> ticks. Raises GridError for a non-positive or off-grid price, or
+        one above :data:`~clearsim.events.units.MAX_PRICE_TICKS`."""
+        ticks = _steps(text, self._tick, "price", "not a positive price", "price off the tick grid")
+        if ticks > MAX_PRICE_TICKS:
+            raise GridError(f"price out of range (more than {MAX_PRICE_TICKS} ticks)")
+        return ticks
 
     def qty(self, text: str) -> int:
         """Decimal quantity -> lots. Raises GridError unless a positive whole number of lots."""

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clearsim.events.units import MAX_PRICE_TICKS
 from clearsim.orderbook import Grid, GridError
 
 
@@ -178,5 +179,7 @@ def test_plain_decimals_parse_like_the_exact_decimal_path(whole: int, frac: str,
         assert got == "not a positive price"
     elif top % bottom:
         assert got == "price off the tick grid"
+    elif top // bottom > MAX_PRICE_TICKS:
+        assert isinstance(got, str) and got.startswith("price out of range")
     else:
         assert got == top // bottom

@@ -1,0 +1,169 @@
+"""Admission: the checks a command must pass that do not depend on the clock moving.
+
+A command refused for what it *is* — an unknown account, symbol or order, a price off the
+grid or outside the band, a halted instrument, a reduce-only order that would not reduce,
+a bad amount, rate or parameter — changes nothing, not even the clock (tracker issue 10).
+:meth:`Exchange.apply` runs the command's handler with the clock tentatively moved and
+puts the clock back when the handler refuses; that is enough unless something falls due at
+the new ``ts`` (a funding round, a clawback period, the end of a halt), which cannot be
+undone. Only then are these checks run first, so a bad command still changes nothing.
+
+What remains is a refusal that depends on money after what fell due (margin after a
+funding round): the round is owed at its boundary whatever the command's fate, so it is
+paid and the command is refused at its ``ts`` — the one case where a refused command's
+time passes. Each check here mirrors its handler's own (the handlers keep theirs: they are
+the authority, and a check here may only refuse what the handler would refuse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from clearsim.clearing import money, orders, watch
+from clearsim.clearing.config import OnCommand
+from clearsim.clearing.params import ParamError, apply_set
+from clearsim.events import commands as C
+from clearsim.events.rejects import RejectCode as R
+from clearsim.events.rejects import reason
+from clearsim.events.units import PPM
+from clearsim.orderbook.grid import GridError
+
+if TYPE_CHECKING:
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.clearing.instrument import Instrument
+
+
+def static_reject(ex: Exchange, cmd: C.Command) -> str | None:
+    """Why ``cmd`` is refused whatever falls due at its ``ts``, or None."""
+    check = _CHECKS.get(type(cmd))
+    return None if check is None else check(ex, cmd)
+
+
+def _band(inst: Instrument, price: int) -> str | None:
+    mark, band = inst.mark, inst.spec.band_ppm
+    if band and mark is not None and abs(price - mark) * PPM > band * mark:
+        return reason(R.PRICE_OUTSIDE_BAND)
+    return None
+
+
+def _order(ex: Exchange, c: C.Order) -> str | None:
+    acct = ex.accounts.get(c.account)
+    if acct is None:
+        return reason(R.UNKNOWN_ACCOUNT, c.account)
+    inst = ex.instruments.get(c.symbol)
+    if inst is None:
+        return reason(R.UNKNOWN_SYMBOL, c.symbol)
+    if inst.halted_until > c.ts:
+        return reason(R.HALTED, c.symbol)
+    try:
+        qty = inst.grid.qty(c.qty)
+        price = None if c.price is None else inst.grid.price(c.price)
+    except GridError as e:
+        return reason(R.OFF_GRID, str(e))
+    if price is not None and (why := _band(inst, price)) is not None:
+        return why
+    if c.reduce_only:
+        got = orders.reduce_only_qty(ex, acct, inst, c.side, qty)
+        return got if isinstance(got, str) else None
+    return watch.tier_check(ex, acct, inst, c.side, qty, price)
+
+
+def _amend(ex: Exchange, c: C.Amend) -> str | None:
+    if c.account not in ex.accounts:
+        return reason(R.UNKNOWN_ACCOUNT, c.account)
+    for inst in ex.instruments.values():
+        order = inst.book.get(c.account, c.id)
+        if order is None:
+            continue
+        if inst.halted_until > c.ts:
+            return reason(R.HALTED, inst.spec.symbol)
+        try:
+            qty = None if c.qty is None else inst.grid.qty(c.qty)
+            price = None if c.price is None else inst.grid.price(c.price)
+        except GridError as e:
+            return reason(R.OFF_GRID, str(e))
+        if (why := _band(inst, order.price if price is None else price)) is not None:
+            return why
+        ro = ex.reduce_only.get(c.account, {}).get(c.id) is not None
+        if ro and (order.qty if qty is None else qty) > order.qty:
+            return reason(R.REDUCE_ONLY, "order cannot grow")
+        return None
+    return reason(R.UNKNOWN_ORDER, c.id)
+
+
+def _cancel(ex: Exchange, c: C.Cancel) -> str | None:
+    if c.account not in ex.accounts:
+        return reason(R.UNKNOWN_ACCOUNT, c.account)
+    if not any(inst.book.get(c.account, c.id) is not None for inst in ex.instruments.values()):
+        return reason(R.UNKNOWN_ORDER, c.id)
+    return None
+
+
+def _cancel_all(ex: Exchange, c: C.CancelAll) -> str | None:
+    return None if c.account in ex.accounts else reason(R.UNKNOWN_ACCOUNT, c.account)
+
+
+def _amount(ex: Exchange, c: C.Deposit | C.InsuranceDeposit) -> str | None:
+    got = money.parse_amount(ex, c.amount)
+    return got if isinstance(got, str) else None
+
+
+def _withdraw(ex: Exchange, c: C.Withdraw) -> str | None:
+    if c.account not in ex.accounts:
+        return reason(R.UNKNOWN_ACCOUNT, c.account)
+    got = money.parse_amount(ex, c.amount)
+    return got if isinstance(got, str) else None
+
+
+def _index_price(ex: Exchange, c: C.IndexPrice) -> str | None:
+    inst = ex.instruments.get(c.symbol)
+    if inst is None:
+        return reason(R.UNKNOWN_SYMBOL, c.symbol)
+    try:
+        inst.grid.price(c.price)
+    except GridError as e:
+        return reason(R.OFF_GRID, str(e))
+    return None
+
+
+def _funding(ex: Exchange, c: C.Funding) -> str | None:
+    inst = ex.instruments.get(c.symbol)
+    if inst is None:
+        return reason(R.UNKNOWN_SYMBOL, c.symbol)
+    if not inst.spec.perpetual:
+        return reason(R.NOT_PERPETUAL, c.symbol)
+    if inst.price_or(None) is None:
+        return reason(R.NO_MARK, c.symbol)
+    return None  # the rate's syntax was checked by the parser
+
+
+def _set(ex: Exchange, c: C.Set) -> str | None:
+    try:
+        apply_set(ex.config, c.path, c.value)  # pure: builds a new config or raises
+    except ParamError as e:
+        return reason(R.BAD_PARAM, str(e))
+    return None
+
+
+def _settle_period(ex: Exchange, c: C.SettlePeriod) -> str | None:
+    if not isinstance(ex.config.waterfall.clawback_period, OnCommand):
+        return reason(
+            R.NOT_BY_COMMAND, "clawback periods are not closed by command in this configuration"
+        )
+    return None
+
+
+_CHECKS: dict[type, Callable[[Exchange, Any], str | None]] = {
+    C.Order: _order,
+    C.Amend: _amend,
+    C.Cancel: _cancel,
+    C.CancelAll: _cancel_all,
+    C.Deposit: _amount,
+    C.InsuranceDeposit: _amount,
+    C.Withdraw: _withdraw,
+    C.IndexPrice: _index_price,
+    C.Funding: _funding,
+    C.Set: _set,
+    C.SettlePeriod: _settle_period,
+}
