@@ -1,7 +1,8 @@
 """The state view of DESIGN §10 (``clearsim state --json``), built once for every source.
 
-:func:`state_of` builds the dict — accounts with equity, margins and positions (entry and
-liquidation prices), marks, the fund, debt and pools, as decimal strings — from a
+:func:`state_of` builds the dict — accounts with their balances, equity, margins and
+positions (entry and liquidation prices), marks, the fund, debt and pools, as decimal
+strings — from a
 :class:`StateSource`: a small read-only protocol (accounts with their cash Q, net deposits
 and positions; per instrument its spec, grid, mark, index and last trade; the risk figures
 of an account). Two sources implement it: the live exchange (:func:`state`, through
@@ -9,6 +10,22 @@ of an account). Two sources implement it: the live exchange (:func:`state`, thro
 (``replay.projections.ledger.LedgerState``), so the two views cannot drift apart in shape or
 formatting, only in the numbers their sources hold — and a test holds those equal.
 ``clearing`` never imports ``replay``: the projection imports this.
+
+The balances speak the exchanges' language (DESIGN §4; ``fidelity-sources.md`` §9):
+
+- ``balance`` is the wallet balance ``W = Q + Σ entry value = E - unrealized PnL``:
+  deposits - withdrawals + realized PnL ± funding - fees. Binance calls it
+  ``walletBalance`` (Account Information V2, "walletBalance", "totalWalletBalance");
+  BitMEX "Wallet Balance = Deposits - Withdrawals + Realised PNL" (Margin Terms
+  Definitions). dYdX v4 has no such figure (its USDC asset position is Q).
+- ``quote_balance`` is Q, the account's cash: it already holds the positions' entry cost
+  (a long bought for 100,000 from 100,000 has Q = 0).
+- ``equity`` is ``E = Q + Σ q x mark``: Binance ``marginBalance`` (= wallet balance +
+  ``unrealizedProfit``), BitMEX "Margin Balance = Wallet Balance + Unrealised PNL", dYdX
+  "total net collateral", Hyperliquid "account value".
+- ``insurance_fund`` is the fund's *equity* (DESIGN §6: after a takeover the fund holds
+  positions, and its marked equity is what "the fund" means), with its cash
+  (``insurance_fund_cash``) and positions (``insurance_fund_positions``) beside it.
 
 :func:`fmt_entry` is the one formatter of an entry price.
 """
@@ -27,6 +44,7 @@ from clearsim.clearing.accounts import (
     INSURANCE,
     SYSTEM,
     Position,
+    entry_value,
 )
 from clearsim.clearing.config import InstrumentSpec, fmt_atoms
 from clearsim.orderbook.grid import Grid
@@ -42,6 +60,7 @@ __all__ = [
     "fmt_entry",
     "state",
     "state_of",
+    "wallet_balance",
 ]
 
 
@@ -126,6 +145,15 @@ class StateSource(Protocol):
 # --------------------------------------------------------------------------- the view
 
 
+def wallet_balance(acct: AccountState, instruments: Mapping[str, InstrumentState]) -> int:
+    """The wallet balance ``W = Q + Σ entry value`` of DESIGN §4, in atoms (see the module
+    docstring): the account's cash plus what its positions cost."""
+    w = acct.balance
+    for sym, pos in acct.positions.items():
+        w += entry_value(instruments[sym].spec, pos.qty, pos.entry_e6)
+    return w
+
+
 def state_of(src: StateSource) -> dict[str, Any]:
     """The state shape of DESIGN §10 (``clearsim state --json``), decimal strings."""
     sc = src.scale
@@ -146,8 +174,10 @@ def state_of(src: StateSource) -> dict[str, Any]:
                 "liquidation_price": None if lp is None else inst.grid.fmt_price(lp),
             }
         accounts[acct.id] = {
-            "balance": fmt_atoms(acct.balance, sc),
+            "balance": fmt_atoms(wallet_balance(acct, instruments), sc),
+            "quote_balance": fmt_atoms(acct.balance, sc),
             "equity": fmt_atoms(equity, sc),
+            "net_deposits": fmt_atoms(acct.net_deposits, sc),
             "maintenance_margin": fmt_atoms(mm, sc),
             "initial_margin": fmt_atoms(im, sc),
             "liquidatable": equity < mm,
@@ -171,10 +201,20 @@ def state_of(src: StateSource) -> dict[str, Any]:
         return 0 if a is None else a.balance
 
     fund = src.account(INSURANCE)
+    fund_positions: dict[str, Any] = {}
+    if fund is not None:
+        for sym in sorted(fund.positions):
+            pos, inst = fund.positions[sym], instruments[sym]
+            fund_positions[sym] = {
+                "qty": inst.grid.fmt_qty(pos.qty),
+                "entry_price": fmt_entry(pos.entry_e6, inst.spec.tick_size),
+            }
     return {
         "seq": src.seq,
         "ts": src.ts,
         "insurance_fund": fmt_atoms(0 if fund is None else src.risk(fund)[0], sc),
+        "insurance_fund_cash": fmt_atoms(cash(INSURANCE), sc),
+        "insurance_fund_positions": fund_positions,
         "system_debt": fmt_atoms(-cash(DEBT), sc),
         "socialized_pending": fmt_atoms(-cash(CLAWBACK_POOL), sc),
         "fee_pool": fmt_atoms(cash(FEES), sc),

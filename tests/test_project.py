@@ -30,7 +30,10 @@ seq ts  event                                         a     b     c    fund  fee
 21  40  mark 90
 
 Net deposits 1000+1000+500+100+50-96 = 2554 = 800+1429+181+150+4-5-5. At mark 90: b (short
-3) equity 1429 - 270 = 1159, c (long 3) 181 + 270 = 451.
+3) equity 1429 - 270 = 1159, c (long 3) 181 + 270 = 451. Those cash figures are the quote
+balances Q; the wallet balance W = Q + the positions' entry value (DESIGN §4, atoms floored):
+a flat, W = Q = 800; b short 3 @ 102.857142, entry value floor(-308.571426) = -309, W = 1120;
+c long 3 @ 97.5, entry value floor(292.5) = 292, W = 473.
 """
 
 from __future__ import annotations
@@ -157,8 +160,12 @@ def test_state_view_hand_computed(log: Path) -> None:
     acc = v["accounts"]
     assert set(acc) == {"a", "b", "c"}
     assert (acc["a"]["balance"], acc["a"]["equity"], acc["a"]["positions"]) == ("800", "800", {})
-    assert (acc["b"]["balance"], acc["b"]["equity"]) == ("1429", "1159")
-    assert (acc["c"]["balance"], acc["c"]["equity"]) == ("181", "451")
+    assert (acc["b"]["balance"], acc["b"]["quote_balance"], acc["b"]["equity"]) == (
+        "1120", "1429", "1159")  # fmt: skip
+    assert (acc["c"]["balance"], acc["c"]["quote_balance"], acc["c"]["equity"]) == (
+        "473", "181", "451")  # fmt: skip
+    assert (acc["a"]["net_deposits"], acc["b"]["net_deposits"]) == ("904", "1000")
+    assert v["insurance_fund_cash"] == "150" and v["insurance_fund_positions"] == {}
     assert acc["b"]["positions"][S]["qty"] == "-3"
     assert acc["b"]["positions"][S]["entry_price"] == "102.857142"
     assert acc["c"]["positions"][S]["entry_price"] == "97.5"
@@ -173,7 +180,9 @@ def test_ledger_at_time_and_seq(log: Path) -> None:
     led, _ = fold_ledger(log, time=20)
     assert led.seq == 6
     v = state_view(led)
-    assert v["accounts"]["a"]["balance"] == "499" and v["accounts"]["a"]["equity"] == "999"
+    # a: Q = 1000 - 500 - 1 = 499, long 5 @ 100: W = 499 + 500 = 999 = E at mark 100
+    a = v["accounts"]["a"]
+    assert (a["quote_balance"], a["balance"], a["equity"]) == ("499", "999", "999")
     assert v["accounts"]["b"]["positions"][S]["qty"] == "-7"
     assert fold_ledger(log, time=9)[0].seq == 0
 
@@ -241,7 +250,7 @@ def test_cli_fund_and_state_time(log: Path) -> None:
     assert r.returncode == 0 and "100 -> 150" in r.stdout
     r = _cli("state", log, "--time", "20", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["accounts"]["a"]["balance"] == "499"
+    assert json.loads(r.stdout)["accounts"]["a"]["quote_balance"] == "499"
     r = _cli("fund", log.with_name("missing.jsonl"))
     assert r.returncode == 2 and r.stderr.startswith("error:")
 

@@ -55,15 +55,24 @@ def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
 
 
 def state_text(state: dict[str, Any]) -> str:
+    """The state view as text: the fund's equity with its cash and positions beside it,
+    then per account the wallet balance W, the quote balance Q and the equity (DESIGN §4)."""
+    held = ", ".join(
+        f"{sym} {p['qty']} @ {p['entry_price']}"
+        for sym, p in state["insurance_fund_positions"].items()
+    )
     lines = [
         f"seq {state['seq']}  ts {state['ts']}",
-        f"insurance fund {state['insurance_fund']}  system debt {state['system_debt']}  "
-        f"fee pool {state['fee_pool']}",
+        f"insurance fund {state['insurance_fund']} (equity; cash "
+        f"{state['insurance_fund_cash']}{'; holds ' + held if held else ''})  "
+        f"system debt {state['system_debt']}  fee pool {state['fee_pool']}",
     ]
     for sym, p in state["instruments"].items():
         lines.append(f"{sym}: mark {p['mark']}  index {p['index']}  last {p['last_trade']}")
     lines.append(f"{len(state['accounts'])} accounts")
-    header = f"  {'account':<16} {'balance':>16} {'equity':>16}  positions"
+    header = (
+        f"  {'account':<16} {'balance':>16} {'quote balance':>16} {'equity':>16}  positions"
+    )
     lines.append(header)
     for aid, a in state["accounts"].items():
         pos = ", ".join(
@@ -71,7 +80,14 @@ def state_text(state: dict[str, Any]) -> str:
             for sym, p in a["positions"].items()
         )
         flag = "  LIQUIDATABLE" if a["liquidatable"] else ""
-        lines.append(f"  {aid:<16} {a['balance']:>16} {a['equity']:>16}  {pos or '-'}{flag}")
+        lines.append(
+            f"  {aid:<16} {a['balance']:>16} {a['quote_balance']:>16} {a['equity']:>16}  "
+            f"{pos or '-'}{flag}"
+        )
+    lines.append(
+        "  (balance = wallet balance: quote balance + the positions' entry cost; "
+        "equity = quote balance + the positions at the mark)"
+    )
     return "\n".join(lines) + "\n"
 
 
