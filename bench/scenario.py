@@ -94,8 +94,8 @@ def main() -> int:
     print(
         f"story:    folded from the log in {fold_s:.2f} s: {len(story.liquidated):,} liquidated, "
         f"book {story.book.count:,} / backstop {story.backstop.count:,} / "
-        f"adl {story.adl.count:,}; fund min {story.fund.min_balance / story.scale:,.0f} "
-        f"end {story.fund.balance / story.scale:,.0f}; system debt "
+        f"adl {story.adl.count:,}; fund min {story.fund.min_equity / story.scale:,.0f} "
+        f"end {story.fund.equity / story.scale:,.0f}; system debt "
         f"{story.system_debt / story.scale:,.2f}"
     )
     if prof is not None:

@@ -1,12 +1,19 @@
 """Accounts and positions: the quote-balance model of DESIGN §4.
 
-An account's ``balance`` is its cash in atoms; trades move ``value`` between buyer and
-seller, so the balance already holds each position's entry cost, and equity is the balance
-plus the positions' values at the mark. The insurance fund and the fee pool are accounts
-too, so conservation is one sum over all accounts.
+An account's ``balance`` is its cash in atoms, the quote balance Q; trades move ``value``
+between buyer and seller, so Q already holds each position's entry cost, and equity is Q
+plus the positions' values at the mark. What users call the balance is the wallet balance
+``W = Q + Σ entry_value`` (:func:`entry_value`): deposits - withdrawals + realized PnL ±
+funding - fees. The insurance fund and the fee pool are accounts too, so conservation is
+one sum over all accounts.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clearsim.clearing.config import InstrumentSpec
 
 INSURANCE = "#insurance"
 FEES = "#fees"
@@ -17,6 +24,19 @@ SYSTEM = (INSURANCE, FEES, CLAWBACK_POOL, DEBT)
 #: Entry prices are kept in millionths of a tick: exact enough for display and ranking,
 #: and an integer.
 ENTRY_SCALE = 1_000_000
+
+
+def entry_value(spec: InstrumentSpec, q: int, entry_e6: int) -> int:
+    """What a position of ``q`` lots was worth at its average entry price, in atoms: its
+    cost, the entry-price twin of ``margin.value`` (floored, like it).
+
+    ``Q + Σ entry_value`` is the wallet balance W of DESIGN §4, and ``value at the mark -
+    entry_value`` the position's unrealized PnL. (``steps.adl.entry_value`` is the same
+    function over an ``Instrument``; ``tests/test_views.py`` holds them equal.)
+    """
+    if spec.inverse:
+        return (-q * spec.k * ENTRY_SCALE) // max(entry_e6, 1)
+    return q * entry_e6 * spec.k // ENTRY_SCALE
 
 
 class Position:

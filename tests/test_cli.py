@@ -12,10 +12,12 @@ The hand-computed scenario (BASE of tests/support.py: tick 0.1, lot 0.001, tiers
 to 50,000 then 20%/0.5% to 250,000, no fees): ``mm`` deposits 1,000,000 and ``alice``
 5,000; index 50,000; ``mm`` rests a sell of 1 BTC at 50,000 and ``alice`` buys it.
 
-- alice: balance 5,000 - 50,000 = -45,000; equity -45,000 + 50,000 = 5,000. Liquidation
+- alice: quote balance Q = 5,000 - 50,000 = -45,000; wallet balance W = Q + entry cost
+  1 x 50,000 = 5,000 (no PnL realized yet); equity -45,000 + 50,000 = 5,000. Liquidation
   price: the highest mark m (on the tick grid) with -45,000 + m < 0.4% m, i.e.
   m < 45,000 / 0.996 = 45,180.72..., so 45,180.7.
-- mm: balance 1,050,000; equity 1,000,000. Short 1: liquidated at the lowest m with
+- mm: Q = 1,050,000; W = 1,050,000 - 50,000 = 1,000,000; equity 1,000,000 (mark 50,000).
+  Short 1: liquidated at the lowest m with
   1,050,000 - m >= ... failing, in tier 2 (MM = 0.5% m - 50): m > 1,050,050 / 1.005 =
   1,044,825.87..., so 1,044,825.9.
 """
@@ -166,12 +168,13 @@ def test_state_json_matches_the_hand_computed_scenario(scenario: dict[str, Any])
     accounts = state["accounts"]
     assert set(accounts) == {"alice", "mm"}, accounts  # no system accounts in the view
     expect = {
-        "alice": ("-45000", "5000", "1", "50000", "45180.7"),
-        "mm": ("1050000", "1000000", "-1", "50000", "1044825.9"),
+        "alice": ("5000", "-45000", "5000", "1", "50000", "45180.7"),
+        "mm": ("1000000", "1050000", "1000000", "-1", "50000", "1044825.9"),
     }
-    for aid, (balance, equity, qty, entry, liq) in expect.items():
+    for aid, (balance, quote, equity, qty, entry, liq) in expect.items():
         a = accounts[aid]
         assert dec(a["balance"]) == Decimal(balance), (aid, a)
+        assert dec(a["quote_balance"]) == Decimal(quote), (aid, a)
         assert dec(a["equity"]) == Decimal(equity), (aid, a)
         assert set(a["positions"]) == {"BTC-USD"}, (aid, a)
         p = a["positions"]["BTC-USD"]
@@ -194,7 +197,7 @@ def test_state_at_an_earlier_seq(scenario: dict[str, Any]) -> None:
     assert index_seq <= early["seq"] < reader.last_seq
     alice = early["accounts"]["alice"]
     assert dec(alice["balance"]) == 5000 and dec(alice["equity"]) == 5000
-    assert alice["positions"] == {}
+    assert dec(alice["quote_balance"]) == 5000 and alice["positions"] == {}
     assert dec(early["accounts"]["mm"]["balance"]) == 1_000_000
     empty = state_json(scenario["log"], "--at", "0")
     assert empty["seq"] == 0 and empty["accounts"] == {}
@@ -207,7 +210,7 @@ def test_state_text_output(scenario: dict[str, Any]) -> None:
     r = cli("state", scenario["log"])
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
-    for text in ("alice", "mm", "45180.7"):
+    for text in ("alice", "mm", "45180.7", "quote balance", "-45000"):
         assert text in r.stdout, r.stdout
 
 

@@ -830,9 +830,11 @@ class Checker:
         sc = self.scale
         assert view["seq"] == self.ex.seq.last, where
         assert Decimal(view["insurance_fund"]) * sc == self._equity(INSURANCE), (view, where)
+        assert Decimal(view["insurance_fund_cash"]) * sc == self.bal.get(INSURANCE, 0), where
         assert Decimal(view["system_debt"]) * sc == -self.bal.get(DEBT, 0), (view, where)
         for a, acct in view["accounts"].items():
-            assert Decimal(acct["balance"]) * sc == self.bal.get(a, 0), (a, acct, where)
+            # the view's quote balance is the cash (its "balance" is the wallet balance W)
+            assert Decimal(acct["quote_balance"]) * sc == self.bal.get(a, 0), (a, acct, where)
             assert Decimal(acct["equity"]) * sc == self._equity(a), (a, acct, where)
 
     def _check_liquidations(self, events: list[Event], where: str) -> None:

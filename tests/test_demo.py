@@ -165,17 +165,20 @@ def test_story_fold_on_a_hand_written_stream() -> None:
     assert (st.socialized, st.clawback_collected, st.clawed) == (12, 12, {"s1", "s2"})
     assert (st.system_debt, st.debt_events, st.insurance_payments) == (7, 1, 30)
 
-    f = st.fund
-    assert (f.start, f.balance) == (10_000, 10_018)  # -4 -30 +2 +50
-    assert (f.min_balance, f.min_seq, f.min_ts) == (9_966, 19, 3000)
+    f = st.fund  # it never holds a position here: its equity is its cash
+    assert (f.start, f.equity, f.cash) == (10_000, 10_018, 10_018)  # -4 -30 +2 +50
+    assert (f.min_equity, f.min_seq, f.min_ts) == (9_966, 19, 3000)
     assert f.empty_seq == 0
     assert f.inflows == Counter({"deposit": 50, "liquidation fee": 2})
     assert f.outflows == Counter({"bankruptcy": 30, "shortfall": 4})
+    # paid: the shortfall 4 of fill 13 and the bankruptcy payment 30; took in: fee 1 and
+    # surplus 1 of fill 27 (the deposit is neither)
+    assert (f.paid, f.took_in) == (34, 2)
     assert f.timeline == [
-        FundChange(13, 3000, -4, 9_996, "shortfall", "a"),
-        FundChange(19, 3000, -30, 9_966, "bankruptcy", "a"),
-        FundChange(27, 4000, 2, 9_968, "liquidation fee", "c"),
-        FundChange(32, 5000, 50, 10_018, "deposit", ""),
+        FundChange(13, 3000, -4, 9_996, 9_996, "shortfall", "a"),
+        FundChange(19, 3000, -30, 9_966, 9_966, "bankruptcy", "a"),
+        FundChange(27, 4000, 2, 9_968, 9_968, "liquidation fee", "c"),
+        FundChange(32, 5000, 50, 10_018, 10_018, "deposit", ""),
     ]
 
     cf = st.cascades
@@ -188,11 +191,13 @@ def test_story_fold_on_a_hand_written_stream() -> None:
     big = cf.largest()
     assert big is not None and big.root == 6
     assert (big.triggered, big.accounts, big.deleveraged) == (2, {"a", "b"}, {"s1", "s2"})
-    assert (big.fund_out, big.fund_in, big.system_debt, big.last_seq) == (34, 0, 7, 23)
+    assert (big.fund_paid, big.fund_took_in, big.system_debt, big.last_seq) == (34, 0, 7, 23)
+    assert (big.fund_equity_before, big.fund_equity_after) == (10_000, 9_966)
     assert (big.book_qty, big.backstop_qty, big.adl_qty) == (4, 3, 3)
     assert big.index_move == (S, 100, 90) and big.mark_move == (S, 100, 90)
     small = cf.cascades[24]
-    assert (small.triggered, small.fund_in, small.socialized, small.command) == (
+    assert (small.fund_equity_before, small.fund_equity_after) == (9_966, 9_968)
+    assert (small.triggered, small.fund_took_in, small.socialized, small.command) == (
         1,
         2,
         12,
@@ -205,6 +210,8 @@ def test_story_fold_on_a_hand_written_stream() -> None:
     assert "root seq 6, t+0m00s: index_price BTC-USD 100 -> 90 (-10.00%)" in text
     assert "2 accounts liquidated (2 triggers), 2 ADL'd; the fund paid 0.34 USDT" in text
     assert "start 100.00 USDT, minimum 99.66 USDT at seq 19" in text
+    assert "the fund paid 0.34 USDT and took in 0.00 USDT (equity 100.00 USDT -> 99.66" in text
+    assert "paid 0.34 USDT to cover losses" in text and "cash 100.18 USDT; no position" in text
     assert "3 accounts liquidated (3 triggers); 1 saved" in text
     assert "0.07 USDT (1 write-offs)" in text
 
@@ -259,7 +266,8 @@ def test_story_cash_matches_the_engine_for_every_account(
         if acct.balance != cash.get(a, 0)
     }
     assert not wrong
-    assert st.fund.balance == ex.fund.balance
+    assert st.fund.cash == ex.fund.balance
+    assert st.fund.equity == ex.risk(ex.fund)[0]  # the fund's equity, marked
     held = {s: p.qty for s, p in ex.fund.positions.items()}
     assert {s: q for s, q in st.fund.position.items() if q} == held
     assert st.last_seq == ex.seq.last

@@ -452,7 +452,8 @@ def test_state_json_shape() -> None:
     st = d.ex.state()
     assert set(st) >= {"seq", "insurance_fund", "system_debt", "accounts"}
     a = st["accounts"]["alice"]
-    assert a["balance"] == "-45000" and a["equity"] == "5000"
+    # Q = 5,000 - 50,000; W = Q + the entry cost 50,000 (nothing realized); E at mark 50,000
+    assert (a["quote_balance"], a["balance"], a["equity"]) == ("-45000", "5000", "5000")
     assert a["positions"]["BTC-USD"] == {
         "qty": "1.000",
         "entry_price": "50000",

@@ -30,7 +30,10 @@ seq ts  event                                         a     b     c    fund  fee
 21  40  mark 90
 
 Net deposits 1000+1000+500+100+50-96 = 2554 = 800+1429+181+150+4-5-5. At mark 90: b (short
-3) equity 1429 - 270 = 1159, c (long 3) 181 + 270 = 451.
+3) equity 1429 - 270 = 1159, c (long 3) 181 + 270 = 451. Those cash figures are the quote
+balances Q; the wallet balance W = Q + the positions' entry value (DESIGN §4, atoms floored):
+a flat, W = Q = 800; b short 3 @ 102.857142, entry value floor(-308.571426) = -309, W = 1120;
+c long 3 @ 97.5, entry value floor(292.5) = 292, W = 473.
 """
 
 from __future__ import annotations
@@ -119,15 +122,18 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: (seq, cash amount, cash after, equity after, reason, cause, account, positions after).
+#: The takeover at seq 11 costs the fund 160 of cash for a long 2 worth 2 x 80 = 160 at the
+#: mark: cash -63, equity still 97 (DESIGN §6: the fund is its equity, not its cash).
 TIMELINE = [
-    (9, -6, 94, "shortfall paid", 8, "a"),
-    (10, 2, 96, "liquidation fee", 8, "a"),
-    (10, 1, 97, "surplus", 8, "a"),
-    (11, -160, -63, "takeover", 7, "a"),
-    (12, 170, 107, "takeover trade (sell)", 11, "c"),
-    (12, -1, 106, "trading fee", 11, "#fees"),
-    (13, 50, 156, "deposit", 0, ""),
-    (14, -6, 150, "bankruptcy payment", 7, "b"),
+    (9, -6, 94, 94, "shortfall paid", 8, "a", ()),
+    (10, 2, 96, 96, "liquidation fee", 8, "a", ()),
+    (10, 1, 97, 97, "surplus", 8, "a", ()),
+    (11, -160, -63, 97, "takeover", 7, "a", ((S, 2, 80),)),
+    (12, 170, 107, 107, "takeover trade (sell)", 11, "c", ()),
+    (12, -1, 106, 106, "trading fee", 11, "#fees", ()),
+    (13, 50, 156, 156, "deposit", 0, "", ()),
+    (14, -6, 150, 150, "bankruptcy payment", 7, "b", ()),
 ]
 
 
@@ -157,8 +163,12 @@ def test_state_view_hand_computed(log: Path) -> None:
     acc = v["accounts"]
     assert set(acc) == {"a", "b", "c"}
     assert (acc["a"]["balance"], acc["a"]["equity"], acc["a"]["positions"]) == ("800", "800", {})
-    assert (acc["b"]["balance"], acc["b"]["equity"]) == ("1429", "1159")
-    assert (acc["c"]["balance"], acc["c"]["equity"]) == ("181", "451")
+    assert (acc["b"]["balance"], acc["b"]["quote_balance"], acc["b"]["equity"]) == (
+        "1120", "1429", "1159")  # fmt: skip
+    assert (acc["c"]["balance"], acc["c"]["quote_balance"], acc["c"]["equity"]) == (
+        "473", "181", "451")  # fmt: skip
+    assert (acc["a"]["net_deposits"], acc["b"]["net_deposits"]) == ("904", "1000")
+    assert v["insurance_fund_cash"] == "150" and v["insurance_fund_positions"] == {}
     assert acc["b"]["positions"][S]["qty"] == "-3"
     assert acc["b"]["positions"][S]["entry_price"] == "102.857142"
     assert acc["c"]["positions"][S]["entry_price"] == "97.5"
@@ -173,7 +183,9 @@ def test_ledger_at_time_and_seq(log: Path) -> None:
     led, _ = fold_ledger(log, time=20)
     assert led.seq == 6
     v = state_view(led)
-    assert v["accounts"]["a"]["balance"] == "499" and v["accounts"]["a"]["equity"] == "999"
+    # a: Q = 1000 - 500 - 1 = 499, long 5 @ 100: W = 499 + 500 = 999 = E at mark 100
+    a = v["accounts"]["a"]
+    assert (a["quote_balance"], a["balance"], a["equity"]) == ("499", "999", "999")
     assert v["accounts"]["b"]["positions"][S]["qty"] == "-7"
     assert fold_ledger(log, time=9)[0].seq == 0
 
@@ -181,10 +193,16 @@ def test_ledger_at_time_and_seq(log: Path) -> None:
 @pytest.mark.parametrize("verify", [True, False])
 def test_fund_timeline_hand_computed(log: Path, verify: bool) -> None:
     r = fold_fund(log, verify=verify)
-    assert (r.initial, r.balance, r.last_seq, r.torn) == (100, 150, 21, None)
-    got = [(x.seq, x.amount, x.balance, x.reason, x.cause, x.account) for x in r.timeline]
+    assert (r.initial, r.equity, r.cash, r.last_seq, r.torn) == (100, 150, 150, 21, None)
+    got = [
+        (x.seq, x.amount, x.cash, x.equity, x.reason, x.cause, x.account, x.positions)
+        for x in r.timeline
+    ]
     assert got == TIMELINE
-    assert r.fund_positions == {}
+    assert r.positions == ()
+    # The minimum is in equity terms: 94 after the shortfall at seq 9. The cash went to -63
+    # at seq 11, but the fund held a position worth 160 then: it never ran dry.
+    assert (r.low.start, r.low.low, r.low.low_seq, r.low.dry_seq) == (100, 94, 9, 0)
     (p,) = r.clawbacks
     assert (p.period, p.seq, p.loss, p.profit_base, p.rate_ppm, p.collected) == (
         1, 17, 20, 100, 150000, 15)  # fmt: skip
@@ -193,20 +211,27 @@ def test_fund_timeline_hand_computed(log: Path, verify: bool) -> None:
     assert (adl.seq, adl.account, adl.counterparty, adl.qty, adl.price, adl.rank, adl.score) == (
         15, "b", "c", 1, 90, 1, "1.500000")  # fmt: skip
     # the same fold over typed events
-    f = FundFold(100)
+    f = FundFold(CONFIG)
     for ev in stream():
         f.apply_event(ev)
-    assert f.timeline == r.timeline and f.balance == 150
+    assert f.timeline == r.timeline and (f.cash, f.equity()) == (150, 150)
 
 
 def test_fund_renderings(log: Path) -> None:
     r = fold_fund(log)
     j = fund_json(r)
-    assert j["balance"] == "150" and j["timeline"][3]["amount"] == "-160"
+    assert (j["equity"], j["cash"], j["positions"]) == ("150", "150", {})
+    assert j["min_equity"] == {"equity": "94", "seq": 9, "ts": 30} and j["ran_dry"] is None
+    assert j["timeline"][3] == {
+        "seq": 11, "ts": 30, "equity": "97", "cash": "-63", "amount": "-160",
+        "reason": "takeover", "cause": 7, "account": "a",
+        "positions": {S: {"qty": "2", "price": "80"}},
+    }  # fmt: skip
     assert j["clawbacks"][0]["charges"] == {"c": "15"}
     csv = fund_csv(r).splitlines()
-    assert csv[0] == "seq,ts,balance,amount,reason,cause,account"
-    assert csv[1] == "9,30,94,-6,shortfall paid,8,a" and len(csv) == 9
+    assert csv[0] == "seq,ts,equity,cash,amount,reason,cause,account,position"
+    assert csv[1] == "9,30,94,94,-6,shortfall paid,8,a," and len(csv) == 9
+    assert csv[4] == "11,30,97,-63,-160,takeover,7,a,BTC-USD 2 @ 80"
 
 
 def test_fund_torn_tail_and_corruption(log: Path, tmp_path: Path) -> None:
@@ -214,7 +239,7 @@ def test_fund_torn_tail_and_corruption(log: Path, tmp_path: Path) -> None:
     torn = tmp_path / "torn.jsonl"
     torn.write_bytes(data[:-10])
     r = fold_fund(torn)
-    assert r.torn is not None and r.last_seq == 20 and r.balance == 150
+    assert r.torn is not None and r.last_seq == 20 and r.equity == 150
     lines = data.split(b"\n")
     lines[13] = lines[13].replace(b'"amount":50', b'"amount":51')  # seq 13
     bad = tmp_path / "bad.jsonl"
@@ -234,14 +259,15 @@ def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_cli_fund_and_state_time(log: Path) -> None:
     r = _cli("fund", log, "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["balance"] == "150"
+    assert json.loads(r.stdout)["equity"] == "150"
     r = _cli("fund", log, "--csv")
-    assert r.returncode == 0 and r.stdout.splitlines()[2] == "10,30,96,2,liquidation fee,8,a"
+    assert r.returncode == 0 and r.stdout.splitlines()[2] == "10,30,96,96,2,liquidation fee,8,a,"
     r = _cli("fund", log)
-    assert r.returncode == 0 and "100 -> 150" in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "equity: start 100, minimum 94 at seq 9 (ts 30), end 150" in r.stdout
     r = _cli("state", log, "--time", "20", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["accounts"]["a"]["balance"] == "499"
+    assert json.loads(r.stdout)["accounts"]["a"]["quote_balance"] == "499"
     r = _cli("fund", log.with_name("missing.jsonl"))
     assert r.returncode == 2 and r.stderr.startswith("error:")
 
@@ -249,7 +275,7 @@ def test_cli_fund_and_state_time(log: Path) -> None:
 @pytest.mark.parametrize("waterfall", ["default", "takeover", "clawback", "backstop"])
 def test_projection_matches_the_engine(waterfall: str, tmp_path: Path) -> None:
     """A seeded random session under each waterfall: the projected state equals the
-    engine's ``state()`` and the fund fold ends at the fund's cash."""
+    engine's ``state()`` and the fund fold ends at the fund's cash and equity."""
     import random
 
     cfg = make_config(waterfall=waterfall, fund="0" if waterfall != "takeover" else "1000")
@@ -263,6 +289,6 @@ def test_projection_matches_the_engine(waterfall: str, tmp_path: Path) -> None:
     led, _ = fold_ledger(path)
     assert state_view(led) == ex.state()
     r = fold_fund(path)
-    assert r.balance == ex.fund.balance
+    assert r.cash == ex.fund.balance and r.equity == ex.risk(ex.fund)[0]
     assert r.last_seq == ex.seq.last
     assert LogReader(path).verify() is None

@@ -55,15 +55,24 @@ def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
 
 
 def state_text(state: dict[str, Any]) -> str:
+    """The state view as text: the fund's equity with its cash and positions beside it,
+    then per account the wallet balance W, the quote balance Q and the equity (DESIGN §4)."""
+    held = ", ".join(
+        f"{sym} {p['qty']} @ {p['entry_price']}"
+        for sym, p in state["insurance_fund_positions"].items()
+    )
     lines = [
         f"seq {state['seq']}  ts {state['ts']}",
-        f"insurance fund {state['insurance_fund']}  system debt {state['system_debt']}  "
-        f"fee pool {state['fee_pool']}",
+        f"insurance fund {state['insurance_fund']} (equity; cash "
+        f"{state['insurance_fund_cash']}{'; holds ' + held if held else ''})  "
+        f"system debt {state['system_debt']}  fee pool {state['fee_pool']}",
     ]
     for sym, p in state["instruments"].items():
         lines.append(f"{sym}: mark {p['mark']}  index {p['index']}  last {p['last_trade']}")
     lines.append(f"{len(state['accounts'])} accounts")
-    header = f"  {'account':<16} {'balance':>16} {'equity':>16}  positions"
+    header = (
+        f"  {'account':<16} {'balance':>16} {'quote balance':>16} {'equity':>16}  positions"
+    )
     lines.append(header)
     for aid, a in state["accounts"].items():
         pos = ", ".join(
@@ -71,7 +80,14 @@ def state_text(state: dict[str, Any]) -> str:
             for sym, p in a["positions"].items()
         )
         flag = "  LIQUIDATABLE" if a["liquidatable"] else ""
-        lines.append(f"  {aid:<16} {a['balance']:>16} {a['equity']:>16}  {pos or '-'}{flag}")
+        lines.append(
+            f"  {aid:<16} {a['balance']:>16} {a['quote_balance']:>16} {a['equity']:>16}  "
+            f"{pos or '-'}{flag}"
+        )
+    lines.append(
+        "  (balance = wallet balance: quote balance + the positions' entry cost; "
+        "equity = quote balance + the positions at the mark)"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -186,8 +202,9 @@ def _totals_text(tot: dict[str, Any]) -> list[str]:
         f"  events {tot['events']}; liquidations {tot['liquidations']} "
         f"({tot['accounts_liquidated']} accounts)",
         "  closed: " + ("; ".join(closed) if closed else "nothing"),
-        f"  fund paid {tot['fund_paid']}; clawed back {tot['clawed_back']}; "
-        f"system debt {tot['system_debt']}",
+        f"  fund paid {tot['fund_paid']}, took in {tot['fund_took_in']} (equity "
+        f"{tot['fund_equity_before']} -> {tot['fund_equity_after']}); "
+        f"clawed back {tot['clawed_back']}; system debt {tot['system_debt']}",
     ]
 
 
@@ -267,18 +284,42 @@ def cascade_json(cs: list[Cascade], idx: Index) -> dict[str, Any]:
 # --------------------------------------------------------------------------- fund
 
 
+def _fund_positions(r: FundReport, held: tuple[tuple[str, int, int], ...]) -> dict[str, Any]:
+    """{symbol: {"qty", "price"}}: lots and the price they are valued at, decimal strings."""
+    out: dict[str, Any] = {}
+    for sym, q, px in held:
+        g = r.grids.get(sym)
+        out[sym] = {
+            "qty": str(q) if g is None else g.fmt_qty(q),
+            "price": str(px) if g is None else g.fmt_price(px),
+        }
+    return out
+
+
+def _held_text(r: FundReport, held: tuple[tuple[str, int, int], ...]) -> str:
+    return "; ".join(
+        f"{sym} {p['qty']} @ {p['price']}" for sym, p in _fund_positions(r, held).items()
+    )
+
+
 def fund_json(r: FundReport) -> dict[str, Any]:
-    """The report as JSON-able data, amounts as decimal strings."""
+    """The report as JSON-able data, amounts as decimal strings. ``equity`` is the fund
+    (DESIGN §6), with ``cash`` and ``positions`` beside it, at the end and on every row."""
     sc = r.scale
+    low = r.low
     return {
         "last_seq": r.last_seq,
         "initial": fmt_atoms(r.initial, sc),
-        "balance": fmt_atoms(r.balance, sc),
-        "fund_positions": r.fund_positions,
+        "equity": fmt_atoms(r.equity, sc),
+        "cash": fmt_atoms(r.cash, sc),
+        "positions": _fund_positions(r, r.positions),
+        "min_equity": {"equity": fmt_atoms(low.low, sc), "seq": low.low_seq, "ts": low.low_ts},
+        "ran_dry": {"seq": low.dry_seq, "ts": low.dry_ts} if low.dry_seq else None,
         "timeline": [
-            {"seq": x.seq, "ts": x.ts, "balance": fmt_atoms(x.balance, sc),
-             "amount": fmt_atoms(x.amount, sc), "reason": x.reason, "cause": x.cause,
-             "account": x.account}
+            {"seq": x.seq, "ts": x.ts, "equity": fmt_atoms(x.equity, sc),
+             "cash": fmt_atoms(x.cash, sc), "amount": fmt_atoms(x.amount, sc),
+             "reason": x.reason, "cause": x.cause, "account": x.account,
+             "positions": _fund_positions(r, x.positions)}
             for x in r.timeline
         ],
         "clawbacks": [
@@ -301,42 +342,64 @@ def fund_json(r: FundReport) -> dict[str, Any]:
 
 
 def fund_csv(r: FundReport) -> str:
-    """The timeline as CSV: seq,ts,balance,amount,reason,cause,account."""
+    """The timeline as CSV: seq,ts,equity,cash,amount,reason,cause,account,position
+    (``position``: "SYMBOL lots @ price" of what the fund holds after the row, ``; ``
+    between symbols, empty when flat)."""
     sc = r.scale
-    lines = ["seq,ts,balance,amount,reason,cause,account"]
+    lines = ["seq,ts,equity,cash,amount,reason,cause,account,position"]
     for x in r.timeline:
         lines.append(
-            f"{x.seq},{x.ts},{fmt_atoms(x.balance, sc)},{fmt_atoms(x.amount, sc)},"
-            f"{x.reason},{x.cause},{x.account}"
+            f"{x.seq},{x.ts},{fmt_atoms(x.equity, sc)},{fmt_atoms(x.cash, sc)},"
+            f"{fmt_atoms(x.amount, sc)},{x.reason},{x.cause},{x.account},"
+            f"{_held_text(r, x.positions)}"
         )
     return "\n".join(lines) + "\n"
 
 
 def fund_text(r: FundReport, limit: int = 40) -> str:
-    """A readable summary: totals by reason, the last ``limit`` changes, clawbacks, ADL."""
+    """A readable summary: the fund's equity (start, minimum, end, ran dry) with its cash
+    and positions, totals by reason, the last ``limit`` changes, clawbacks, ADL."""
     sc = r.scale
+    low = r.low
+    where = "at the start" if not low.low_seq else f"at seq {low.low_seq} (ts {low.low_ts})"
     out = [
-        f"insurance fund: {fmt_atoms(r.initial, sc)} -> {fmt_atoms(r.balance, sc)} "
-        f"(cash, after seq {r.last_seq}); {len(r.timeline)} changes",
+        f"insurance fund equity: start {fmt_atoms(r.initial, sc)}, minimum "
+        f"{fmt_atoms(low.low, sc)} {where}, end {fmt_atoms(r.equity, sc)} "
+        f"(after seq {r.last_seq}); {len(r.timeline)} changes",
+        f"  cash {fmt_atoms(r.cash, sc)}; "
+        + (f"holds {_held_text(r, r.positions)}" if r.positions else "no positions")
+        + " (equity = cash + positions at the mark)",
     ]
-    if r.fund_positions:
-        out.append(f"  positions held: {r.fund_positions}")
+    if low.dry_seq:
+        out.append(f"  ran dry (equity <= 0) at seq {low.dry_seq} (ts {low.dry_ts})")
     by: dict[str, list[int]] = {}
+    prev = r.initial
     for x in r.timeline:
-        t = by.setdefault(x.reason, [0, 0])
+        t = by.setdefault(x.reason, [0, 0, 0])
         t[0] += 1
         t[1] += x.amount
+        t[2] += x.equity - prev
+        prev = x.equity
+    if by:
+        out.append(f"  {'reason':<24} {'':>9}  {'cash':>18} {'equity':>18}")
     for reason in sorted(by):
-        n, total = by[reason]
-        out.append(f"  {reason:<24} {n:>7} x  total {fmt_atoms(total, sc):>18}")
+        n, total, de = by[reason]
+        out.append(
+            f"  {reason:<24} {n:>7} x  {fmt_atoms(total, sc):>18} {fmt_atoms(de, sc):>18}"
+        )
     if r.timeline:
         shown = r.timeline[-limit:]
         out.append(f"timeline (last {len(shown)}):")
-        out.append(f"  {'seq':>9} {'ts':>17} {'amount':>16} {'balance':>18}  reason (cause)")
+        out.append(
+            f"  {'seq':>9} {'ts':>17} {'amount':>16} {'cash':>18} {'equity':>18}  "
+            "reason (cause)"
+        )
         for x in shown:
+            held = f" [holds {_held_text(r, x.positions)}]" if x.positions else ""
             out.append(
                 f"  {x.seq:>9} {x.ts:>17} {fmt_atoms(x.amount, sc):>16} "
-                f"{fmt_atoms(x.balance, sc):>18}  {x.reason} {x.account} (cause {x.cause})"
+                f"{fmt_atoms(x.cash, sc):>18} {fmt_atoms(x.equity, sc):>18}  "
+                f"{x.reason} {x.account} (cause {x.cause}){held}"
             )
     out.append(f"clawback periods: {len(r.clawbacks)}")
     for p in r.clawbacks:
@@ -442,17 +505,27 @@ def story_text(story: Story, title: str = "") -> str:
     out += ["", "Insurance fund"]
     low = "at the start" if not f.min_seq else f"at {when(f.min_seq, f.min_ts)}"
     out.append(
-        f"  start {money(f.start)}, minimum {money(f.min_balance)} {low}, end {money(f.balance)}"
+        f"  equity (cash plus any position at the mark): start {money(f.start)}, "
+        f"minimum {money(f.min_equity)} {low}, end {money(f.equity)}"
     )
     if f.empty_seq:
-        out.append(f"  ran dry at {when(f.empty_seq, f.empty_ts)}")
+        out.append(f"  ran dry (equity at or below zero) at {when(f.empty_seq, f.empty_ts)}")
+    out.append(
+        f"  paid {money(f.paid)} to cover losses (shortfalls, bankruptcy payments); "
+        f"took in {money(f.took_in)} (liquidation fees, surplus)"
+    )
+    held = f.book.held()
+    if held:
+        worth = ", ".join(
+            f"{_qty(grids, s, q)} {s} at mark {_px(grids, s, px)}" for s, q, px in held
+        )
+        out.append(f"  cash {money(f.cash)}; holds {worth}")
+    else:
+        out.append(f"  cash {money(f.cash)}; no position held")
     ins = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.inflows.items())) or "nothing"
     outs = ", ".join(f"{why} {money(a)}" for why, a in sorted(f.outflows.items())) or "nothing"
-    out.append(f"  in: {ins}")
-    out.append(f"  out: {outs}")
-    held = {s: q for s, q in f.position.items() if q}
-    if held:
-        out.append(f"  holds {', '.join(f'{_qty(grids, s, q)} {s}' for s, q in held.items())}")
+    out.append(f"  cash in: {ins}")
+    out.append(f"  cash out: {outs}")
 
     out += ["", "System debt"]
     out.append(f"  {money(story.system_debt)} ({story.debt_events:,} write-offs)")
@@ -465,8 +538,9 @@ def story_text(story: Story, title: str = "") -> str:
         out.append(f"  root {when(c.root, c.ts)}: {_describe_root(c, grids)}")
         out.append(
             f"  {len(c.accounts):,} accounts liquidated ({c.triggered:,} triggers), "
-            f"{len(c.deleveraged):,} ADL'd; the fund paid {money(c.fund_out)} "
-            f"and took in {money(c.fund_in)}; events seq {c.root:,}..{c.last_seq:,}"
+            f"{len(c.deleveraged):,} ADL'd; the fund paid {money(c.fund_paid)} "
+            f"and took in {money(c.fund_took_in)} (equity {money(c.fund_equity_before)} -> "
+            f"{money(c.fund_equity_after)}); events seq {c.root:,}..{c.last_seq:,}"
         )
         n = len(story.cascades.cascades)
         out.append(f"  ({n:,} cascades in all)")

@@ -4,8 +4,10 @@ A projection reads only event fields and the header, so it works on any stream i
 format, whoever wrote it. One module per view:
 
 - :mod:`.cash` — the cash each event moves (the log's cash semantics, stated once);
-- :mod:`.ledger` — accounts, positions and prices; the ``state --json`` shape;
-- :mod:`.fund` — the insurance-fund timeline, the clawback ledger and the ADL ledger;
+- :mod:`.ledger` — accounts, positions and prices; offered to the one state view
+  (``clearing.view.state_of``, the ``state --json`` shape);
+- :mod:`.fund` — the fund as an account with equity (``FundBook``), what it paid and took
+  in (``fund_flows``), its equity-and-cash timeline, the clawback and ADL ledgers;
 - :mod:`.cascade` — the tree of events one event caused, with totals;
 - :mod:`.story` — the demo's waterfall story of a whole log.
 

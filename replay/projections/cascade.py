@@ -6,9 +6,13 @@ inputs have cause 0 and are the roots. Two streaming passes over the log:
 1. seq -> cause and type, the children index (seq -> child seqs), and each event's root
    (``root[seq] = root[cause]``, one lookup since causes precede) with a count of the
    ``LiquidationTriggered`` events under each root, which ranks cascades;
-2. the record dicts of the events in the chosen trees only, for printing and totals.
+2. the record dicts of the events in the chosen trees only, for printing and totals, and
+   the insurance fund's equity (:class:`.fund.FundBook`) just before each tree's first
+   event and after its last.
 
 So memory is a few ints per event plus the chosen trees, and time is two parses of the log.
+A tree's "fund paid" and "took in" are :func:`.fund.fund_flows`, the definition the story
+uses too; its fund equity before and after are the story's figures for the same cascade.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, TornTail
+from clearsim.replay.projections.fund import FundBook, fund_flows
 
 __all__ = [
     "Cascade",
@@ -180,10 +185,12 @@ class Fmt:
         return out
 
 
-def _totals(fmt: Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _totals(
+    fmt: Fmt, recs: Iterable[dict[str, Any]], fund_equity: tuple[int, int]
+) -> dict[str, Any]:
     liquidated: set[str] = set()
     closed: dict[str, dict[str, int]] = {"book": {}, "backstop": {}, "takeover": {}, "adl": {}}
-    fund = clawed = debt = n = triggers = 0
+    paid = took_in = clawed = debt = n = triggers = 0
     step_of = {
         "liquidation_fill": "book",
         "backstop_transfer": "backstop",
@@ -200,11 +207,10 @@ def _totals(fmt: Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if step is not None:
             per = closed[step]
             per[d["symbol"]] = per.get(d["symbol"], 0) + abs(d["qty"])
-        if t == "liquidation_fill":
-            fund += d["fund_paid"]
-        elif t == "insurance_payment":
-            fund += d["amount"]
-        elif t == "clawback":
+        p, i = fund_flows(d)
+        paid += p
+        took_in += i
+        if t == "clawback":
             clawed += d["collected"]
         elif t == "system_debt":
             debt += d["amount"]
@@ -216,7 +222,10 @@ def _totals(fmt: Fmt, recs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             step: {sym: fmt.qty(sym, q) for sym, q in sorted(per.items())}
             for step, per in closed.items()
         },
-        "fund_paid": fmt.money(fund),
+        "fund_paid": fmt.money(paid),
+        "fund_took_in": fmt.money(took_in),
+        "fund_equity_before": fmt.money(fund_equity[0]),
+        "fund_equity_after": fmt.money(fund_equity[1]),
         "clawed_back": fmt.money(clawed),
         "system_debt": fmt.money(debt),
     }
@@ -241,16 +250,37 @@ def cascades(
     for s in trees.values():
         wanted.update(s)
     recs: dict[int, dict[str, Any]] = {}
+    # The fund's equity before each tree's first event and after its last (the fold runs
+    # over every record up to the last one wanted: the fund's equity depends on them all).
+    firsts = {seqs[0] for seqs in trees.values()}
+    lasts = {seqs[-1] for seqs in trees.values()}
+    equity_at: dict[tuple[int, bool], int] = {}
+    book = FundBook(reader.header.config)
     if wanted:
         hi = max(wanted)
         for d in reader.records():
             seq = d["seq"]
+            if seq in firsts:
+                equity_at[seq, False] = book.equity()
+            book.feed(d)
+            if seq in lasts:
+                equity_at[seq, True] = book.equity()
             if seq in wanted:
                 recs[seq] = d
             if seq >= hi:
                 break
     fmt = Fmt(reader.header.config)
     out = [
-        Cascade(t, seqs, recs, _totals(fmt, (recs[s] for s in seqs))) for t, seqs in trees.items()
+        Cascade(
+            t,
+            seqs,
+            recs,
+            _totals(
+                fmt,
+                (recs[s] for s in seqs),
+                (equity_at.get((seqs[0], False), 0), equity_at.get((seqs[-1], True), 0)),
+            ),
+        )
+        for t, seqs in trees.items()
     ]
     return out, idx, fmt

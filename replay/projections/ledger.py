@@ -3,8 +3,9 @@
 :class:`Ledger` folds cash balances (system accounts included, through
 :func:`.cash.cash_moves`), positions with their average entry price (the rule of
 ``clearing.accounts.Position.trade``), marks, index and last trade prices, and ``set``
-changes; :func:`state_view` renders it in the shape of ``clearsim state --json`` (equity,
-margins and liquidation prices use the header's config and ``clearing.margin``). Snapshots
+changes; :class:`LedgerState` offers it to the one state view, ``clearing.view.state_of``, and
+:func:`state_view` is that view (the shape of ``clearsim state --json``; risk figures from
+the config in force and ``clearing.margin``). Snapshots
 (:mod:`replay.snapshot`) store :meth:`Ledger.to_dict`.
 
 Every fold works on raw record dicts (``apply``) or typed events (``apply_event``).
@@ -13,29 +14,21 @@ Every fold works on raw record dicts (``apply``) or typed events (``apply_event`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from clearsim.clearing.accounts import (
-    CLAWBACK_POOL,
-    DEBT,
-    ENTRY_SCALE,
-    FEES,
-    INSURANCE,
-    SYSTEM,
-    Position,
-)
-from clearsim.clearing.config import Config, fmt_atoms
+from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, Position
+from clearsim.clearing.config import Config, InstrumentSpec
 from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
 from clearsim.clearing.params import apply_set
+from clearsim.clearing.view import AccountState, InstrumentState, state_of
 from clearsim.events.codec import event_to_dict
 from clearsim.events.log import LogReader
 from clearsim.events.types import Event
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.projections.cash import Record, cash_moves, initial_fund
 
-__all__ = ["Ledger", "fold_ledger", "state_view"]
+__all__ = ["Ledger", "LedgerState", "fold_ledger", "state_view"]
 
 
 class Ledger:
@@ -216,89 +209,94 @@ def fold_ledger(
     return led, reader
 
 
-def _price_or(led: Ledger, sym: str) -> int | None:
-    m = led.marks.get(sym)
-    return m if m is not None else led.last_trade.get(sym)
+class _Account:
+    """One folded account as the state view reads it (``clearing.view.AccountState``)."""
+
+    __slots__ = ("balance", "id", "net_deposits", "positions")
+
+    def __init__(
+        self, account_id: str, balance: int, net_deposits: int, positions: dict[str, Position]
+    ) -> None:
+        self.id = account_id
+        self.balance = balance
+        self.net_deposits = net_deposits
+        self.positions = positions
 
 
-def _fmt_entry(entry_e6: int, tick_size: str) -> str:
-    return format((Decimal(entry_e6) * Decimal(tick_size) / ENTRY_SCALE).normalize(), "f")
+class _Instrument:
+    """One instrument's spec and folded prices (``clearing.view.InstrumentState``)."""
+
+    __slots__ = ("grid", "index", "last_trade", "mark", "spec")
+
+    def __init__(self, spec: InstrumentSpec, led: Ledger) -> None:
+        sym = spec.symbol
+        self.spec = spec
+        self.grid = Grid(spec.tick_size, spec.lot_size)
+        self.mark = led.marks.get(sym)
+        self.index = led.index.get(sym)
+        self.last_trade = led.last_trade.get(sym)
+
+    def price(self) -> int | None:
+        """What positions are valued at: the mark, else the last trade (as the engine)."""
+        return self.mark if self.mark is not None else self.last_trade
 
 
-def state_view(led: Ledger) -> dict[str, Any]:
-    """The ``clearsim state --json`` shape (DESIGN §10) of a folded ledger, decimal strings.
+class LedgerState:
+    """A folded :class:`Ledger` as a ``clearing.view.StateSource``.
 
-    Equity, margins and liquidation prices use the config in force (header plus ``set``s)
-    and ``clearing.margin``, positions valued at the mark (else the last trade), as the
-    engine's ``Exchange.state`` does.
+    Risk figures use the config in force (header plus ``set``s) and ``clearing.margin``,
+    positions valued at the mark (else the last trade), as the engine's ``watch`` does.
     """
-    cfg = led.current_config()
-    specs = {s.symbol: s for s in cfg.instruments}
-    grids = {s.symbol: Grid(s.tick_size, s.lot_size) for s in cfg.instruments}
-    sc = 10**cfg.collateral_decimals
 
-    def risk(account: str) -> tuple[int, int, int]:
-        e, mm, im = led.balances.get(account, 0), 0, 0
-        for sym, pos in led.positions.get(account, {}).items():
-            spec, m = specs[sym], _price_or(led, sym)
-            if m is None:
+    def __init__(self, led: Ledger) -> None:
+        self._led = led
+        cfg = led.current_config()
+        self.seq = led.seq
+        self.ts = led.ts
+        self.scale = int(10**cfg.collateral_decimals)
+        self._instruments = {s.symbol: _Instrument(s, led) for s in cfg.instruments}
+        self._accounts = {
+            aid: _Account(aid, bal, led.net_deposits.get(aid, 0), led.positions.get(aid, {}))
+            for aid, bal in led.balances.items()
+        }
+
+    def accounts(self) -> Iterable[AccountState]:
+        return self._accounts.values()
+
+    def account(self, account_id: str, /) -> AccountState | None:
+        return self._accounts.get(account_id)
+
+    def instruments(self) -> Mapping[str, InstrumentState]:
+        return self._instruments
+
+    def _base(self, acct: AccountState, skip: str) -> tuple[int, int, int]:
+        """Cash plus the value, MM and IM of every position but ``skip``'s."""
+        e, mm, im = acct.balance, 0, 0
+        for sym, pos in acct.positions.items():
+            inst = self._instruments[sym]
+            m = inst.price()
+            if sym == skip or m is None:
                 continue
+            spec = inst.spec
             e += value(spec, pos.qty, m)
             n = notional(spec, pos.qty, m)
             mm += maintenance(spec, n)
             im += initial(spec, n)
         return e, mm, im
 
-    accounts: dict[str, Any] = {}
-    for aid in sorted(led.balances):
-        if aid in SYSTEM:
-            continue
-        equity, mm, im = risk(aid)
-        book = led.positions.get(aid, {})
-        positions: dict[str, Any] = {}
-        for sym in sorted(book):
-            spec, pos, grid = specs[sym], book[sym], grids[sym]
-            base_e, base_mm = led.balances.get(aid, 0), 0
-            for osym, other in book.items():
-                om = _price_or(led, osym)
-                if osym == sym or om is None:
-                    continue
-                ospec = specs[osym]
-                base_e += value(ospec, other.qty, om)
-                base_mm += maintenance(ospec, notional(ospec, other.qty, om))
-            lp = liquidation_price(spec, pos.qty, base_e, base_mm, _price_or(led, sym))
-            positions[sym] = {
-                "qty": grid.fmt_qty(pos.qty),
-                "entry_price": _fmt_entry(pos.entry_e6, spec.tick_size),
-                "liquidation_price": None if lp is None else grid.fmt_price(lp),
-            }
-        accounts[aid] = {
-            "balance": fmt_atoms(led.balances.get(aid, 0), sc),
-            "equity": fmt_atoms(equity, sc),
-            "maintenance_margin": fmt_atoms(mm, sc),
-            "initial_margin": fmt_atoms(im, sc),
-            "liquidatable": equity < mm,
-            "positions": positions,
-        }
+    def risk(self, acct: AccountState, /) -> tuple[int, int, int]:
+        return self._base(acct, "")
 
-    def opt(v: int | None, grid: Grid) -> str | None:
-        return None if v is None else grid.fmt_price(v)
+    def liquidation_price(self, acct: AccountState, symbol: str, /) -> int | None:
+        pos = acct.positions.get(symbol)
+        if pos is None:
+            return None
+        base_e, base_mm, _ = self._base(acct, symbol)
+        inst = self._instruments[symbol]
+        return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price())
 
-    instruments = {
-        sym: {
-            "mark": opt(led.marks.get(sym), grid),
-            "index": opt(led.index.get(sym), grid),
-            "last_trade": opt(led.last_trade.get(sym), grid),
-        }
-        for sym, grid in sorted(grids.items())
-    }
-    return {
-        "seq": led.seq,
-        "ts": led.ts,
-        "insurance_fund": fmt_atoms(risk(INSURANCE)[0], sc),
-        "system_debt": fmt_atoms(-led.balances.get(DEBT, 0), sc),
-        "socialized_pending": fmt_atoms(-led.balances.get(CLAWBACK_POOL, 0), sc),
-        "fee_pool": fmt_atoms(led.balances.get(FEES, 0), sc),
-        "instruments": instruments,
-        "accounts": accounts,
-    }
+
+def state_view(led: Ledger) -> dict[str, Any]:
+    """The ``clearsim state --json`` shape (DESIGN §10) of a folded ledger: the one state
+    view, ``clearing.view.state_of``, over :class:`LedgerState`."""
+    return state_of(LedgerState(led))

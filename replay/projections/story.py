@@ -9,19 +9,23 @@ Pieces, each usable alone:
   fee pool, the clawback pool and the debt account (``clearing.accounts``) are accounts
   like any other, so every balance, the fund's included, is the sum of its moves (plus the
   fund's configured initial balance).
-- :class:`FundSummary` — the insurance fund's cash balance: start, minimum (with seq and
-  time), end, money in and out by reason (per event, net), and optionally the timeline.
-  It is not :class:`.fund.FundFold`: that one keeps a row per component of a change (fee,
-  surplus and shortfall of one fill apart) with the timeline's own reasons, while the story
-  sums each event's cash moves; the two agree on the balance after every event.
+- :class:`FundSummary` — the insurance fund in equity terms (DESIGN §6: cash plus its
+  positions at the mark, :class:`.fund.FundBook`): start, minimum (with seq and time), end,
+  when it ran dry (equity at or below zero), what it paid and took in
+  (:func:`.fund.fund_flows`), cash in and out by reason (per event, net), its cash and
+  positions, and optionally the timeline. It is not :class:`.fund.FundFold`: that one keeps
+  a row per component of a change (fee, surplus and shortfall of one fill apart) with the
+  timeline's own reasons, while the story sums each event's cash moves; the two agree on
+  the cash and the equity after every event.
 - :class:`CascadeFold` — the causal forest: every event's root (the input at the top of its
   ``cause`` chain) and, per root that liquidated anyone, a :class:`RootCascade` of totals.
 - :class:`Story` — all of the above plus the waterfall totals (book, backstop, takeover, ADL,
   clawback, system debt), fed one event at a time; ``replay.cli.render.story_text`` tells it.
 
-The fund's balance here is its *cash*. If a ``takeover`` step leaves the fund holding a
-position, its equity differs from its cash by that position's value at the mark; the fold
-reports the position's size alongside (``FundSummary.position``) rather than guessing a mark.
+"The fund" here is its equity: a ``takeover`` leaves it holding a position, bought with
+its cash, whose value then moves with the marks (``mark_price`` events) with no cash moving.
+A cascade's "fund paid" and "took in" are :func:`.fund.fund_flows`, the same definition
+``clearsim cascade`` totals use, and its fund equity before and after are the same figures.
 """
 
 from __future__ import annotations
@@ -54,13 +58,13 @@ from clearsim.events.types import (
     MarkPrice,
     ParamSet,
     Rejected,
-    Settlement,
     SocializedLoss,
     SystemDebt,
     Takeover,
 )
-from clearsim.replay.projections.cash import Move, initial_fund, money_scale
+from clearsim.replay.projections.cash import Move, Record, money_scale
 from clearsim.replay.projections.cash import cash_moves as _raw_cash_moves
+from clearsim.replay.projections.fund import FundBook, FundLow, fund_flows
 
 __all__ = [
     "CascadeFold",
@@ -91,45 +95,76 @@ def cash_moves(ev: Event) -> list[Move]:
 
 @attrs.define
 class FundChange:
-    """One change of the fund's cash: the event, the amount, the balance after, and why."""
+    """One change of the fund: the event, the cash that moved (0 for a mark), the cash and
+    the equity after, and why (``"mark"`` for a mark of a held symbol)."""
 
     seq: int
     ts: int
     delta: int
-    balance: int
+    cash: int
+    equity: int
     reason: str
-    account: str  # the counterparty of the move ("" for a deposit)
+    account: str  # the counterparty of the move ("" for a deposit or a mark)
 
 
-@attrs.define
 class FundSummary:
-    """The insurance fund's cash, from its configured initial balance and the cash moves."""
+    """The insurance fund from its configured initial balance, the cash moves, its positions
+    and the marks: equity (start, minimum, end, ran dry), cash, what it paid and took in."""
 
-    start: int = 0
-    balance: int = 0
-    min_balance: int = 0
-    min_seq: int = 0  # 0: the minimum is the start
-    min_ts: int = 0
-    #: seq and ts of the first change that left the fund at zero (or below), if any
-    empty_seq: int = 0
-    empty_ts: int = 0
-    changes: int = 0
-    inflows: Counter[str] = attrs.field(factory=Counter)
-    outflows: Counter[str] = attrs.field(factory=Counter)
-    position: dict[str, int] = attrs.field(factory=dict)  # lots held after takeovers
-    timeline: list[FundChange] | None = None
+    def __init__(self, config: dict[str, Any], keep_timeline: bool = False) -> None:
+        self.book = FundBook(config)
+        self.low = FundLow.at(self.book.cash)
+        #: events that changed the fund's equity or cash
+        self.changes = 0
+        self.inflows: Counter[str] = Counter()  # cash, by reason
+        self.outflows: Counter[str] = Counter()
+        self.paid = 0  # to cover losses (fund_flows)
+        self.took_in = 0
+        self.timeline: list[FundChange] | None = [] if keep_timeline else None
 
-    @classmethod
-    def starting_at(cls, initial: int, keep_timeline: bool = False) -> FundSummary:
-        return cls(
-            start=initial,
-            balance=initial,
-            min_balance=initial,
-            timeline=[] if keep_timeline else None,
-        )
+    # the figures, in equity terms unless named cash
 
-    def feed(self, ev: Event, moves: list[Move]) -> int:
-        """Apply ``ev``'s moves; return the fund's net change (0 when untouched)."""
+    @property
+    def start(self) -> int:
+        return self.low.start
+
+    @property
+    def equity(self) -> int:
+        return self.low.last
+
+    @property
+    def cash(self) -> int:
+        return self.book.cash
+
+    @property
+    def min_equity(self) -> int:
+        return self.low.low
+
+    @property
+    def min_seq(self) -> int:
+        return self.low.low_seq
+
+    @property
+    def min_ts(self) -> int:
+        return self.low.low_ts
+
+    @property
+    def empty_seq(self) -> int:
+        return self.low.dry_seq
+
+    @property
+    def empty_ts(self) -> int:
+        return self.low.dry_ts
+
+    @property
+    def position(self) -> dict[str, int]:
+        """Lots held, by symbol (after takeovers)."""
+        return {s: p.qty for s, p in self.book.positions.items()}
+
+    def feed(self, d: Record, moves: list[Move]) -> int:
+        """Apply one record (its cash ``moves`` given); return the fund's cash change."""
+        book = self.book
+        moved = book.apply(d)
         net = 0
         other = ""
         reason = ""
@@ -143,30 +178,23 @@ class FundSummary:
                     self.outflows[why] -= delta
             else:
                 other = other or acct
-        self._positions(ev)
-        if not net:
+        paid, took = fund_flows(d)
+        self.paid += paid
+        self.took_in += took
+        if not (net or moved):
             return 0
-        self.balance += net
+        book.cash += net
+        equity = book.equity() if book.positions else book.cash
+        if not net and equity == self.low.last:
+            return 0  # a position or a mark that did not change what the fund is worth
         self.changes += 1
-        if self.balance < self.min_balance:
-            self.min_balance, self.min_seq, self.min_ts = self.balance, ev.seq, ev.ts
-        if self.balance <= 0 < self.balance - net and not self.empty_seq:
-            self.empty_seq, self.empty_ts = ev.seq, ev.ts
+        self.low.observe(d["seq"], d["ts"], equity)
         if self.timeline is not None:
-            self.timeline.append(FundChange(ev.seq, ev.ts, net, self.balance, reason, other))
+            why = reason or ("mark" if d["type"] == "mark_price" else str(d["type"]))
+            self.timeline.append(
+                FundChange(d["seq"], d["ts"], net, book.cash, equity, why, other)
+            )
         return net
-
-    def _positions(self, ev: Event) -> None:
-        t = type(ev)
-        if t is Takeover:
-            assert isinstance(ev, Takeover)
-            self.position[ev.symbol] = self.position.get(ev.symbol, 0) + ev.qty
-        elif t is Settlement:
-            assert isinstance(ev, Settlement)
-            if ev.buyer == INSURANCE:
-                self.position[ev.symbol] = self.position.get(ev.symbol, 0) + ev.qty
-            if ev.seller == INSURANCE:
-                self.position[ev.symbol] = self.position.get(ev.symbol, 0) - ev.qty
 
 
 # --------------------------------------------------------------------------- cascades
@@ -184,8 +212,12 @@ class RootCascade:
     mark_move: tuple[str, int | None, int] | None = None
     triggered: int = 0
     accounts: set[str] = attrs.field(factory=set)
-    fund_in: int = 0
-    fund_out: int = 0
+    #: what the fund paid and took in (fund_flows), and its equity before the root and
+    #: after the cascade's last event
+    fund_paid: int = 0
+    fund_took_in: int = 0
+    fund_equity_before: int = 0
+    fund_equity_after: int = 0
     book_qty: int = 0
     backstop_qty: int = 0
     takeover_qty: int = 0
@@ -338,7 +370,9 @@ class Story:
     def __init__(self, config: dict[str, Any], keep_fund_timeline: bool = False) -> None:
         self.config = config
         self.scale = money_scale(config)
-        self.fund = FundSummary.starting_at(initial_fund(config), keep_fund_timeline)
+        self.fund = FundSummary(config, keep_fund_timeline)
+        self._root_seq = 0  # the last input seen, and the fund's equity before it
+        self._root_equity = self.fund.equity
         backstops = config.get("waterfall", {}).get("backstop_accounts", [])
         self._backstops = frozenset(str(b) for b in backstops)
         #: backstop accounts that were themselves liquidated: id -> (seq, ts) of the first time
@@ -390,9 +424,14 @@ class Story:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
         root = self.cascades.feed(ev)
-        moves = cash_moves(ev)
-        net = self.fund.feed(ev, moves) if moves else 0
         t = type(ev)
+        fund = self.fund
+        if t is Input:
+            self._root_seq, self._root_equity = ev.seq, fund.equity
+        d = event_to_dict(ev)
+        moves = _raw_cash_moves(d)
+        if moves or t is MarkPrice:  # a mark values the fund's positions, held or later
+            fund.feed(d, moves)
         if t is LiquidationTriggered:
             assert isinstance(ev, LiquidationTriggered)
             self.triggered += 1
@@ -401,6 +440,8 @@ class Story:
                 self.backstops_liquidated.setdefault(ev.account, (ev.seq, ev.ts))
             c: RootCascade | None = self.cascades.cascade(root, ev.ts)
             assert c is not None
+            if not c.triggered:
+                c.fund_equity_before = self._root_equity if root == self._root_seq else fund.equity
             c.triggered += 1
             c.accounts.add(ev.account)
         else:
@@ -410,10 +451,10 @@ class Story:
                 handler(self, ev, c)
         if c is not None:
             c.last_seq = ev.seq
-            if net > 0:
-                c.fund_in += net
-            elif net < 0:
-                c.fund_out -= net
+            c.fund_equity_after = fund.equity
+            paid, took = fund_flows(d)
+            c.fund_paid += paid
+            c.fund_took_in += took
 
     # Per event type: update the totals, and the cascade ``c`` the event belongs to, if any.
 
