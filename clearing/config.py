@@ -267,10 +267,20 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
     )
 
 
+#: Waterfall keys added after logs were first written: the normalised config (a log's header)
+#: lists them only when they differ from these defaults, so older logs replay unchanged and
+#: their headers stay byte-identical. ``set`` knows them by these defaults (params.py).
+OPTIONAL_WATERFALL: dict[str, bool | int] = {
+    "liquidate_at_equal": False,
+    "takeover_max_notional_ppm": 0,
+    "takeover_aggress": False,
+}
+
 _WATERFALL_KEYS = (
     "steps", "price_limit", "liquidation_fee_ppm", "surplus", "backstop_accounts",
     "clawback_period", "partial", "partial_fraction_ppm", "fillable_ba_ppm",
     "fillable_smmr_ppm", "backstop_below_mm_ppm", "adl_negative_equity_only",
+    *OPTIONAL_WATERFALL,
 )  # fmt: skip
 
 
@@ -291,8 +301,21 @@ class WaterfallConfig:
     fillable_smmr_ppm: int = 1_500_000
     #: the backstop step runs only while equity < this share of MM (Hyperliquid: 2/3)
     backstop_below_mm_ppm: int = 1_000_000
-    #: the ADL step runs only once the account's equity is negative (Hyperliquid)
+    #: the ADL step runs only once the account's equity is negative (dYdX, Hyperliquid)
     adl_negative_equity_only: bool = False
+    #: liquidatable at E <= MM (Binance: "margin ratio reaches 100%") instead of E < MM
+    liquidate_at_equal: bool = False
+    #: the takeover step runs only while the fund's position notional in the market stays
+    #: within this share of the fund's equity (Binance: 100%); 0 = no cap
+    takeover_max_notional_ppm: int = 0
+    #: after a takeover the fund first sells into the book as far as its own equity pays for
+    #: the loss against the bankruptcy value (Binance), then rests the rest at the
+    #: bankruptcy price (BitMEX: only the resting order)
+    takeover_aggress: bool = False
+
+    def liquidatable(self, equity: int, mm: int) -> bool:
+        """Below maintenance: ``E < MM``, or ``E <= MM`` with ``liquidate_at_equal``."""
+        return equity < mm or (self.liquidate_at_equal and equity == mm and mm > 0)
 
 
 def _waterfall(d: object) -> WaterfallConfig:
@@ -330,6 +353,9 @@ def _waterfall(d: object) -> WaterfallConfig:
         fillable_smmr_ppm=_int(d, "fillable_smmr_ppm", 1_500_000, 0, 100 * PPM, where),
         backstop_below_mm_ppm=_int(d, "backstop_below_mm_ppm", PPM, 0, PPM, where),
         adl_negative_equity_only=adl_neg,
+        liquidate_at_equal=_bool(d, "liquidate_at_equal", where),
+        takeover_max_notional_ppm=_int(d, "takeover_max_notional_ppm", 0, 0, 100 * PPM, where),
+        takeover_aggress=_bool(d, "takeover_aggress", where),
     )
 
 
@@ -454,6 +480,11 @@ class Config:
                 "fillable_smmr_ppm": w.fillable_smmr_ppm,
                 "backstop_below_mm_ppm": w.backstop_below_mm_ppm,
                 "adl_negative_equity_only": w.adl_negative_equity_only,
+                **{
+                    k: getattr(w, k)
+                    for k, default in OPTIONAL_WATERFALL.items()
+                    if getattr(w, k) != default
+                },
             },
             "instruments": [
                 {

@@ -75,6 +75,8 @@ def set_mark(
         acct = ex.accounts[account_id]
         if watch.is_liquidatable(ex, acct):
             watch.trigger(ex, out, acct, ts, s)
+    if ex.fund.id in inst.holders:
+        watch.check_fund(ex, s)
 
 
 def resume_halts(ex: Exchange, out: list[Event], ts: int, cause: int) -> None:

@@ -27,12 +27,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "binance": {
         "exchange": {"mark": "median"},
         "waterfall": {
-            "steps": ["book", "adl"],
+            "steps": ["book", "takeover", "adl"],
             "price_limit": "bankruptcy",
             "liquidation_fee_ppm": 5000,
             "surplus": "insurance_fund",
             "partial": True,
             "partial_fraction_ppm": 250_000,
+            "takeover_max_notional_ppm": 1_000_000,
+            "takeover_aggress": True,
+            "liquidate_at_equal": True,
         },
     },
     "bitmex": {
@@ -53,6 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "surplus": "trader",
             "fillable_ba_ppm": 1_000_000,
             "fillable_smmr_ppm": 1_500_000,
+            "adl_negative_equity_only": True,
         },
     },
     "okx-clawback": {

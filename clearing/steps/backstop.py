@@ -1,14 +1,16 @@
 """The ``backstop`` step: backstop accounts (a vault, an HLP) take over the position.
 
 Each configured backstop account, in order, takes as much of what is left as its own
-initial margin allows, at the bankruptcy price (so the liquidated account's share of the
-loss stops there). Accounts that do not exist, or are being liquidated themselves, are
+initial margin allows (judged at the tick bankruptcy price), for the exact bankruptcy value
+of its piece (``bankruptcy.split_value``: one or two events), so the liquidated account's
+share of the loss stops there. Accounts that do not exist, or are being liquidated themselves, are
 skipped.
 """
 
 from __future__ import annotations
 
 from clearsim.clearing.accounts import Account
+from clearsim.clearing.bankruptcy import bankruptcy_value
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import initial, notional, value
@@ -58,9 +60,14 @@ class Backstop:
             x = capacity(ctx, b, inst, sign * (r - done), p_b)
             if x == 0:
                 continue
-            val = ctx.ledger.transfer_position(acct, b, inst, -sign * x, p_b, Why.BACKSTOP)
-            s = ctx.next_seq()
-            ctx.emit(BackstopTransfer(s, ctx.ts, case.cause, acct.id, bid, sym, sign * x, p_b, val))
+            equity, mm, _ = ctx.risk(acct)
+            q = acct.positions[sym].qty
+            target = bankruptcy_value(inst.spec, q, -sign * x, case.mark, equity, mm)
+            s = 0
+            moves = ctx.ledger.transfer_value(acct, b, inst, -sign * x, target, Why.BACKSTOP)
+            for d, p, val in moves:
+                s = ctx.next_seq()
+                ctx.emit(BackstopTransfer(s, ctx.ts, case.cause, acct.id, bid, sym, -d, p, val))
             ctx.touched(b, s)
             done += x
         return done
