@@ -297,3 +297,113 @@ def test_adl_moves_the_exact_bankruptcy_value_per_fill() -> None:
     ]
     assert bal(d, "alice") == 0 and not of(evs, SystemDebt)
     assert d.ex.state()["system_debt"] == "0"
+
+
+# ------------------------------------------------------------------ 8. the fund's own equity
+
+
+def test_bitmex_fund_below_zero_is_deleveraged() -> None:
+    """Notes §8 (BitMEX: the liquidation engine "takes over the position including any
+    remaining maintenance margin"; ADL once "the Insurance Fund is depleted for the given
+    contract"). D = 785, fund 100. index 96: E 385 < MM 480, the fund takes 100 long for
+    9 215 (85 @ 92 + 15 @ 93): fund cash -9 115; it rests a sell at 93 (92.15 rounded up,
+    never below the value paid). index 92: fund equity -9 115 + 9 200 = 85, still >= 0.
+    index 91: -15 < 0 — before the fix it stayed there, negative, with no ADL and no debt.
+    Now the fund's order is cancelled and its position deleveraged against mm (the only
+    short) at the fund's own bankruptcy value 9 100 + 15 = 9 115 (85 @ 91 + 15 @ 92): the
+    fund ends flat at 0. (BitMEX closes at the *original* bankruptcy price 92.15 once the
+    mark reaches it and the fund cannot aggress, restoring the fund to 100; clearsim waits
+    until the fund's equity is gone: a simplification, see presets.py.)"""
+    d = victim(cfg("bitmex", fund="100"), "785")
+    evs = d.index("96", symbol="X")
+    assert [(t.qty, t.price) for t in of(evs, Takeover)] == [(85, 92), (15, 93)]
+    assert bal(d, "#insurance") == -9115
+    (o,) = d.ex.instruments["X"].book.orders_of("#insurance")
+    assert (o.side, o.price, o.qty) == ("sell", 93, 100)
+    assert not of(d.index("92", symbol="X"), Deleveraged) and equity(d, "#insurance") == 85
+    evs = d.index("91", symbol="X")
+    adl = of(evs, Deleveraged)
+    assert [(a.account, a.counterparty, a.qty, a.price) for a in adl] == [
+        ("#insurance", "mm", 85, 91), ("#insurance", "mm", 15, 92)
+    ]
+    assert qty(d, "#insurance") == 0 and bal(d, "#insurance") == 0 and qty(d, "mm") == 0
+    assert not d.ex.instruments["X"].book.orders_of("#insurance")
+    assert not of(evs, SystemDebt) and not of(evs, LiquidationTriggered)
+
+
+# ------------------------------------------------------------------ 7. clawback never overdraws
+
+
+def clawback_session() -> Driver:
+    """c (deposit 100) and d (deposit 10 000) each sell 10 @ 100 to b; index 90: c and d have
+    a period profit of 100 each (E 200 and 10 100), b has lost 200. c withdraws 110 while no
+    loss is pending (E 200 - 110 = 90 >= IM 90): E 90, period profit still 100."""
+    c = cfg(None, steps=["book", "clawback"], clawback_period="settle_command")
+    c["instruments"][0]["tiers"] = [
+        {"max_notional": "1000000000", "imr_ppm": 100_000, "mmr_ppm": 50_000}
+    ]
+    d = Driver(Exchange(Config.from_dict(c)))
+    for who, cash in (("b", "100000"), ("c", "100"), ("d", "10000")):
+        d.deposit(who, cash)
+    d.index("100", symbol="X")
+    for who in ("c", "d"):
+        ok(d.order(who, "a", "sell", "10", "100", symbol="X"))
+        ok(d.order("b", f"b{who}", "buy", "10", "100", tif="ioc", symbol="X"))
+    d.index("90", symbol="X")
+    ok(d("withdraw", account="c", amount="110"))
+    assert equity(d, "c") == 90
+    return d
+
+
+def pending_loss(d: Driver, amount: int) -> None:
+    # A socialised loss of ``amount`` awaiting the settle command; the fee pool takes the
+    # other side so cash stays conserved (as tests/test_waterfall.py does for the cap).
+    d.ex.pool.balance -= amount
+    d.ex.fees.balance += amount
+
+
+def test_clawback_charge_is_capped_at_equity_and_re_spread() -> None:
+    """Notes §7 (OKX "full account clawback" by "each user's entire account profit"; the rate
+    is the loss over the period's total profit, DCoin's formula). Loss 190, profits c 100 +
+    d 100 = 200: rate 95%, pro rata c 95, d 95. c holds only 90: before the fix it was
+    charged 95 and left at E = -5 (the overdraw). Now c pays 90, its 5 of shortfall is
+    re-spread to d (95 + 5 = 100, within d's profit): collected 190, nobody below zero."""
+    from clearsim.events.types import Clawback
+
+    d = clawback_session()
+    pending_loss(d, 190)
+    (cb,) = of(d.ok("settle_period"), Clawback)
+    assert (cb.loss, cb.profit_base, cb.rate_ppm) == (190, 200, 950_000)
+    assert dict((a, x) for a, x in cb.charges) == {"c": 90, "d": 100}
+    assert cb.collected == 190 and equity(d, "c") == 0
+    assert d.ex.state()["system_debt"] == "0"
+
+
+def test_clawback_cap_with_nobody_left_is_system_debt() -> None:
+    """Loss 300 >= profits 200: rate 100%, c 100 and d 100 nominally; c holds 90, d is at
+    its 100% cap already: collected 190, the 110 left is recorded as system debt, and the
+    event reports only what was collected."""
+    from clearsim.events.types import Clawback
+
+    d = clawback_session()
+    pending_loss(d, 300)
+    evs = d.ok("settle_period")
+    (cb,) = of(evs, Clawback)
+    assert cb.rate_ppm == 1_000_000 and dict((a, x) for a, x in cb.charges) == {"c": 90, "d": 100}
+    assert cb.collected == 190 and equity(d, "c") == 0
+    (debt,) = of(evs, SystemDebt)
+    assert debt.amount == 110
+
+
+def test_profit_is_locked_while_a_socialised_loss_is_pending() -> None:
+    """Notes §7 (OKX: RPL "will be delivered to future account balance [at the weekly
+    delivery], and can be used to open positions or withdraw"). With a loss pending, d
+    (E 10 100, period profit 100) may withdraw only its non-profit money, 10 000: 10 001 is
+    rejected ``profit_locked`` (E would be 99 < the 100 the clawback may claim; IM 90 alone
+    would allow it); 10 000 is accepted. Before the fix both were accepted."""
+    d = clawback_session()
+    pending_loss(d, 50)
+    assert d("withdraw", account="d", amount="10001")[-1].reason.startswith("profit_locked")
+    ok(d("withdraw", account="d", amount="10000"))
+    assert equity(d, "d") == 100
+
