@@ -270,11 +270,13 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
 #: Waterfall keys added after logs were first written: the normalised config (a log's header)
 #: lists them only when they differ from these defaults, so older logs replay unchanged and
 #: their headers stay byte-identical. ``set`` knows them by these defaults (params.py).
-OPTIONAL_WATERFALL: dict[str, bool | int] = {
+OPTIONAL_WATERFALL: dict[str, bool | int | str] = {
     "liquidate_at_equal": False,
     "takeover_max_notional_ppm": 0,
     "takeover_aggress": False,
+    "backstop_below_mm": "",
 }
+_RATIO = re.compile(r"^([0-9]{1,9})/([1-9][0-9]{0,8})$")
 
 _WATERFALL_KEYS = (
     "steps", "price_limit", "liquidation_fee_ppm", "surplus", "backstop_accounts",
@@ -312,6 +314,16 @@ class WaterfallConfig:
     #: the loss against the bankruptcy value (Binance), then rests the rest at the
     #: bankruptcy price (BitMEX: only the resting order)
     takeover_aggress: bool = False
+    #: an exact "a/b" for the backstop threshold (Hyperliquid "2/3": 3E < 2MM); overrides
+    #: ``backstop_below_mm_ppm``, which cannot say 2/3 (666 667 ppm backstops at E = 2/3 MM)
+    backstop_below_mm: tuple[int, int] | None = None
+
+    def backstop_applies(self, equity: int, mm: int) -> bool:
+        """Equity below the backstop threshold (the share of MM the backstop step runs under)."""
+        if self.backstop_below_mm is not None:
+            num, den = self.backstop_below_mm
+            return equity * den < num * mm
+        return equity * PPM < self.backstop_below_mm_ppm * mm
 
     def liquidatable(self, equity: int, mm: int) -> bool:
         """Below maintenance: ``E < MM``, or ``E <= MM`` with ``liquidate_at_equal``."""
@@ -356,7 +368,18 @@ def _waterfall(d: object) -> WaterfallConfig:
         liquidate_at_equal=_bool(d, "liquidate_at_equal", where),
         takeover_max_notional_ppm=_int(d, "takeover_max_notional_ppm", 0, 0, 100 * PPM, where),
         takeover_aggress=_bool(d, "takeover_aggress", where),
+        backstop_below_mm=_ratio(d.get("backstop_below_mm", ""), where + "backstop_below_mm"),
     )
+
+
+def _ratio(v: object, key: str) -> tuple[int, int] | None:
+    """An exact ratio "a/b" with a <= b, or "" for none."""
+    if v == "":
+        return None
+    m = _RATIO.match(v) if isinstance(v, str) else None
+    if m is None or int(m[1]) > int(m[2]):
+        raise ConfigError(f"{key}: expected a ratio like \"2/3\" (at most 1), got {v!r}")
+    return int(m[1]), int(m[2])
 
 
 def _clawback_period(text: str) -> ClawbackPeriod:
@@ -454,6 +477,16 @@ class Config:
         """The normalised config (all defaults explicit), as recorded in a log header."""
         return self.raw
 
+    def _optional_waterfall(self) -> dict[str, bool | int | str]:
+        w = self.waterfall
+        ratio = w.backstop_below_mm
+        return {
+            "liquidate_at_equal": w.liquidate_at_equal,
+            "takeover_max_notional_ppm": w.takeover_max_notional_ppm,
+            "takeover_aggress": w.takeover_aggress,
+            "backstop_below_mm": "" if ratio is None else f"{ratio[0]}/{ratio[1]}",
+        }
+
     def _normalised(self) -> dict[str, Any]:
         w = self.waterfall
         scale = 10**self.collateral_decimals
@@ -481,9 +514,9 @@ class Config:
                 "backstop_below_mm_ppm": w.backstop_below_mm_ppm,
                 "adl_negative_equity_only": w.adl_negative_equity_only,
                 **{
-                    k: getattr(w, k)
-                    for k, default in OPTIONAL_WATERFALL.items()
-                    if getattr(w, k) != default
+                    k: v
+                    for k, v in self._optional_waterfall().items()
+                    if v != OPTIONAL_WATERFALL[k]
                 },
             },
             "instruments": [

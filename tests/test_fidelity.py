@@ -12,13 +12,19 @@ short 100), so Q = D - 10 000, equity at mark m is Q + 100m and MM = 5m.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import pytest
 from support import Driver
+from test_conservation import CommandGen, make_config
 
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.bankruptcy import fillable_price
+from clearsim.clearing.config import ConfigError
+from clearsim.clearing.presets import PRESETS
 from clearsim.events.types import (
+    BackstopTransfer,
     Deleveraged,
     Event,
     LiquidationFill,
@@ -407,3 +413,80 @@ def test_profit_is_locked_while_a_socialised_loss_is_pending() -> None:
     ok(d("withdraw", account="d", amount="10000"))
     assert equity(d, "d") == 100
 
+
+# ------------------------------------------------------------------ hyperliquid backstop
+
+
+def test_hyperliquid_backstop_strictly_below_two_thirds_of_mm() -> None:
+    """Notes §11 (Hyperliquid: "If the account equity drops below 2/3 of the maintenance
+    margin without successful liquidation through the book, a backstop liquidation
+    happens"). D = 720 (Q = -9 280), index 96: E = 320, MM = 480, 2/3 MM = 320: not below,
+    so no backstop (the engine's 666 667 ppm gave 320e6 < 320 000 160: backstop). The book
+    has no bids and E > 0 (no ADL): alice waits. D = 785, index 95: E = 285 < 316.67:
+    the vault takes long 100 for exactly 9 215 (85 @ 92 + 15 @ 93), alice ends at 0."""
+    d = victim(cfg("hyperliquid"), "720", others=("mm", "hlp"))
+    evs = d.index("96", symbol="X")
+    assert of(evs, LiquidationTriggered) and not of(evs, BackstopTransfer)
+    assert qty(d, "alice") == 100 and "alice" in d.ex.stuck
+    d = victim(cfg("hyperliquid"), "785", others=("mm", "hlp"))
+    evs = d.index("95", symbol="X")
+    bs = of(evs, BackstopTransfer)
+    assert [(b.backstop, b.qty, b.price) for b in bs] == [("hlp", 85, 92), ("hlp", 15, 93)]
+    assert sum(b.value for b in bs) == -9215 and bal(d, "alice") == 0 and qty(d, "hlp") == 100
+
+
+def test_hyperliquid_backstop_that_does_not_exist_fails_loudly() -> None:
+    """The preset names "hlp"; accounts exist once deposited to. A run whose backstop step
+    is reached with no such account raises a ConfigError naming the key, instead of
+    quietly handing the position to ADL."""
+    d = victim(cfg("hyperliquid"), "785", others=("mm",))
+    with pytest.raises(ConfigError, match=r"waterfall\.backstop_accounts: none of hlp"):
+        d.index("95", symbol="X")
+
+
+# ------------------------------------------------------------------ every preset, any session
+
+
+def crash(gen: CommandGen) -> list[dict[str, Any]]:
+    """A crash and a squeeze on every market (as tests/test_determinism.py ends its session)."""
+    cmds = []
+    for pct in (-40, 150, -60, 100, -30):
+        for m in gen.markets.values():
+            gen.ts += 1
+            m.index = m.index * (100 + pct) // 100
+            cmds.append({"type": "index_price", "ts": gen.ts, "symbol": m.symbol,
+                         "price": m.price(m.index)})  # fmt: skip
+    return cmds
+
+
+@pytest.mark.parametrize("fund", ["0", "1000"])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_no_silent_losses_under_any_preset(preset: str, fund: str) -> None:
+    """A seeded random session (tests/test_conservation.py's generator: trading, index jumps
+    that liquidate, funding, fee and tier changes, insurance deposits, settle commands) under
+    every preset, rich and starved fund. After every command: the insurance fund's equity is
+    never below zero, and no user account is left with negative equity unless the fund has
+    nothing left to pay and the loss is recorded (system debt, or a socialised loss pending)
+    — or the account is still queued for its waterfall (open positions, flagged)."""
+    cfg_ = make_config(fund=fund)
+    cfg_["exchange"]["preset"] = preset
+    if preset == "hyperliquid":
+        cfg_["waterfall"] = {"backstop_accounts": ["a0"]}  # a generated account, funded
+    ex = Exchange(Config.from_dict(cfg_))
+    gen = CommandGen(6, ts_step=3, fund_deposits=fund != "0")
+    gen.live = lambda: [(o.account, o.order_id) for inst in ex.instruments.values()
+                        for a in sorted(ex.accounts) for o in inst.book.orders_of(a)]  # fmt: skip
+    rng = random.Random(7)
+    liquidations = 0
+    for cmd in [*gen.session(rng, 2500), *crash(gen)]:
+        evs = ex.apply(cmd)
+        liquidations += len(of(evs, LiquidationTriggered))
+        fund_equity = ex.risk(ex.fund)[0]
+        assert fund_equity >= 0, (preset, cmd, fund_equity)
+        recorded = ex.debt.balance < 0 or ex.pool.balance < 0
+        for a in ex.user_accounts():
+            e = ex.risk(a)[0]
+            if e >= 0 or (a.positions and a.flagged):
+                continue
+            assert fund_equity == 0 and recorded, (preset, a.id, e, cmd)
+    assert liquidations > 0, preset  # the session reaches the waterfall
