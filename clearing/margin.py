@@ -67,7 +67,9 @@ def liquidatable_at(
     """
     e = base_equity + value(spec, q, m)
     mm = base_mm + maintenance(spec, notional(spec, q, m))
-    return e < mm or (at_equal and e == mm and mm > 0)
+    if e < mm:
+        return True
+    return at_equal and e == mm and mm > 0
 
 
 def liquidation_price(

@@ -103,7 +103,8 @@ def is_liquidatable(ex: Exchange, acct: Account) -> bool:
     if not acct.positions:
         return False
     equity, mm, _ = risk(ex, acct)
-    return ex.config.waterfall.liquidatable(equity, mm)
+    # inline WaterfallConfig.liquidatable: this runs after every fill
+    return equity < mm or (ex.config.waterfall.liquidate_at_equal and equity == mm and mm > 0)
 
 
 def after_balance_change(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:
