@@ -277,10 +277,22 @@ def _instrument(d: object, decimals: int, i: int) -> InstrumentSpec:
     )
 
 
+#: Waterfall keys added after logs were first written: the normalised config (a log's header)
+#: lists them only when they differ from these defaults, so older logs replay unchanged and
+#: their headers stay byte-identical. ``set`` knows them by these defaults (params.py).
+OPTIONAL_WATERFALL: dict[str, bool | int | str] = {
+    "liquidate_at_equal": False,
+    "takeover_max_notional_ppm": 0,
+    "takeover_aggress": False,
+    "backstop_below_mm": "",
+}
+_RATIO = re.compile(r"^([0-9]{1,9})/([1-9][0-9]{0,8})$")
+
 _WATERFALL_KEYS = (
     "steps", "price_limit", "liquidation_fee_ppm", "surplus", "backstop_accounts",
     "clawback_period", "partial", "partial_fraction_ppm", "fillable_ba_ppm",
     "fillable_smmr_ppm", "backstop_below_mm_ppm", "adl_negative_equity_only",
+    *OPTIONAL_WATERFALL,
 )  # fmt: skip
 
 
@@ -301,8 +313,31 @@ class WaterfallConfig:
     fillable_smmr_ppm: int = 1_500_000
     #: the backstop step runs only while equity < this share of MM (Hyperliquid: 2/3)
     backstop_below_mm_ppm: int = 1_000_000
-    #: the ADL step runs only once the account's equity is negative (Hyperliquid)
+    #: the ADL step runs only once the account's equity is negative (dYdX, Hyperliquid)
     adl_negative_equity_only: bool = False
+    #: liquidatable at E <= MM (Binance: "margin ratio reaches 100%") instead of E < MM
+    liquidate_at_equal: bool = False
+    #: the takeover step runs only while the fund's position notional in the market stays
+    #: within this share of the fund's equity (Binance: 100%); 0 = no cap
+    takeover_max_notional_ppm: int = 0
+    #: after a takeover the fund first sells into the book as far as its own equity pays for
+    #: the loss against the bankruptcy value (Binance), then rests the rest at the
+    #: bankruptcy price (BitMEX: only the resting order)
+    takeover_aggress: bool = False
+    #: an exact "a/b" for the backstop threshold (Hyperliquid "2/3": 3E < 2MM); overrides
+    #: ``backstop_below_mm_ppm``, which cannot say 2/3 (666 667 ppm backstops at E = 2/3 MM)
+    backstop_below_mm: tuple[int, int] | None = None
+
+    def backstop_applies(self, equity: int, mm: int) -> bool:
+        """Equity below the backstop threshold (the share of MM the backstop step runs under)."""
+        if self.backstop_below_mm is not None:
+            num, den = self.backstop_below_mm
+            return equity * den < num * mm
+        return equity * PPM < self.backstop_below_mm_ppm * mm
+
+    def liquidatable(self, equity: int, mm: int) -> bool:
+        """Below maintenance: ``E < MM``, or ``E <= MM`` with ``liquidate_at_equal``."""
+        return equity < mm or (self.liquidate_at_equal and equity == mm and mm > 0)
 
 
 def _waterfall(d: object) -> WaterfallConfig:
@@ -342,7 +377,21 @@ def _waterfall(d: object) -> WaterfallConfig:
         fillable_smmr_ppm=_int(d, "fillable_smmr_ppm", 1_500_000, 0, 100 * PPM, where),
         backstop_below_mm_ppm=_int(d, "backstop_below_mm_ppm", PPM, 0, PPM, where),
         adl_negative_equity_only=adl_neg,
+        liquidate_at_equal=_bool(d, "liquidate_at_equal", where),
+        takeover_max_notional_ppm=_int(d, "takeover_max_notional_ppm", 0, 0, 100 * PPM, where),
+        takeover_aggress=_bool(d, "takeover_aggress", where),
+        backstop_below_mm=_ratio(d.get("backstop_below_mm", ""), where + "backstop_below_mm"),
     )
+
+
+def _ratio(v: object, key: str) -> tuple[int, int] | None:
+    """An exact ratio "a/b" with a <= b, or "" for none."""
+    if v == "":
+        return None
+    m = _RATIO.match(v) if isinstance(v, str) else None
+    if m is None or int(m[1]) > int(m[2]):
+        raise ConfigError(f"{key}: expected a ratio like \"2/3\" (at most 1), got {v!r}")
+    return int(m[1]), int(m[2])
 
 
 def _clawback_period(text: str) -> ClawbackPeriod:
@@ -440,6 +489,16 @@ class Config:
         """The normalised config (all defaults explicit), as recorded in a log header."""
         return self.raw
 
+    def _optional_waterfall(self) -> dict[str, bool | int | str]:
+        w = self.waterfall
+        ratio = w.backstop_below_mm
+        return {
+            "liquidate_at_equal": w.liquidate_at_equal,
+            "takeover_max_notional_ppm": w.takeover_max_notional_ppm,
+            "takeover_aggress": w.takeover_aggress,
+            "backstop_below_mm": "" if ratio is None else f"{ratio[0]}/{ratio[1]}",
+        }
+
     def _normalised(self) -> dict[str, Any]:
         w = self.waterfall
         scale = 10**self.collateral_decimals
@@ -466,6 +525,11 @@ class Config:
                 "fillable_smmr_ppm": w.fillable_smmr_ppm,
                 "backstop_below_mm_ppm": w.backstop_below_mm_ppm,
                 "adl_negative_equity_only": w.adl_negative_equity_only,
+                **{
+                    k: v
+                    for k, v in self._optional_waterfall().items()
+                    if v != OPTIONAL_WATERFALL[k]
+                },
             },
             "instruments": [
                 {

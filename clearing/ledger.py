@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, Account
+from clearsim.clearing.bankruptcy import split_value
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import value
 
@@ -124,6 +125,16 @@ class Ledger:
         inst.move_position(frm, dq, price)
         inst.move_position(to, -dq, price)
         return val
+
+    def transfer_value(
+        self, frm: Account, to: Account, inst: Instrument, dq: int, target: int, why: Why
+    ) -> list[tuple[int, int, int]]:
+        """Move ``dq`` lots from ``frm`` to ``to`` for the exact value ``target`` (atoms
+        ``frm`` pays, negative: receives), as the pieces of :func:`bankruptcy.split_value`
+        (at most two adjacent tick prices: one event each). Returns (lots, price, value) per
+        piece, lots signed as ``frm``'s change."""
+        pieces = split_value(inst.spec, dq, target)
+        return [(d, p, self.transfer_position(frm, to, inst, d, p, why)) for d, p in pieces]
 
     def pay_funding(self, payments: Iterable[tuple[str, int]]) -> None:
         """One funding round (``funding``): signed cash changes per account id, summing to

@@ -4,10 +4,10 @@ All integer. Value is what a position is worth at a price in collateral atoms (t
 balance already holds the entry cost, DESIGN §4); notional is its size for the tiers.
 Requirements round up, equity-side values round down (in the exchange's favour).
 
-Liquidation price: the predicate ``E(m) < MM(m)`` is monotone in the mark for a single
-position (a long gets worse as the mark falls, a short as it rises), so the threshold is
-found exactly with the integer predicate: a closed-form guess from the current tier, then a
-galloping search that corrects it across tier boundaries.
+Liquidation price: the predicate ``E(m) < MM(m)`` (``<=`` with ``liquidate_at_equal``) is
+monotone in the mark for a single position (a long gets worse as the mark falls, a short as
+it rises), so the threshold is found exactly with the integer predicate: a closed-form guess
+from the current tier, then a galloping search that corrects it across tier boundaries.
 """
 
 from __future__ import annotations
@@ -56,17 +56,29 @@ def initial(spec: InstrumentSpec, n: int) -> int:
     return ppm_up(n, t.imr_ppm)
 
 
-def liquidatable_at(spec: InstrumentSpec, q: int, base_equity: int, base_mm: int, m: int) -> bool:
+def liquidatable_at(
+    spec: InstrumentSpec, q: int, base_equity: int, base_mm: int, m: int, at_equal: bool = False
+) -> bool:
     """Would the account be below maintenance with this position marked at ``m``?
 
     ``base_equity`` and ``base_mm`` are the account's cash plus the value and maintenance of
-    its other positions (held at their own marks).
+    its other positions (held at their own marks). ``at_equal``: ``E <= MM`` liquidates too
+    (``waterfall.liquidate_at_equal``; the same test as ``WaterfallConfig.liquidatable``).
     """
-    return base_equity + value(spec, q, m) < base_mm + maintenance(spec, notional(spec, q, m))
+    e = base_equity + value(spec, q, m)
+    mm = base_mm + maintenance(spec, notional(spec, q, m))
+    if e < mm:
+        return True
+    return at_equal and e == mm and mm > 0
 
 
 def liquidation_price(
-    spec: InstrumentSpec, q: int, base_equity: int, base_mm: int, hint: int | None = None
+    spec: InstrumentSpec,
+    q: int,
+    base_equity: int,
+    base_mm: int,
+    hint: int | None = None,
+    at_equal: bool = False,
 ) -> int | None:
     """The mark at which the position becomes liquidatable, or None if no mark does.
 
@@ -78,7 +90,7 @@ def liquidation_price(
     guess = _guess(spec, q, base_equity - base_mm, hint)
 
     def pred(m: int) -> bool:
-        return liquidatable_at(spec, q, base_equity, base_mm, m)
+        return liquidatable_at(spec, q, base_equity, base_mm, m, at_equal)
 
     if q > 0:
         return _last_true(pred, guess)

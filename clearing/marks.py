@@ -72,6 +72,8 @@ def set_mark(
             inst.breaker.reset()
             out.append(Halt(ex.seq.next(), ts, s, spec.symbol, ref, price, move, inst.halted_until))
     watch.check_crossed(ex, out, inst, price, ts, s)
+    if ex.fund.id in inst.holders:
+        watch.check_fund(ex, s)
 
 
 def halts_due(ex: Exchange, ts: int) -> bool:

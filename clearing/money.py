@@ -1,4 +1,5 @@
-"""Money commands: ``deposit``, ``withdraw`` (refused below initial margin) and
+"""Money commands: ``deposit``, ``withdraw`` (refused below initial margin, and while a
+socialised loss is pending, refused if it would take the period's profit) and
 ``insurance_deposit``. The cash moves through the ledger; each command emits its event and
 re-checks the account's margin."""
 
@@ -38,6 +39,12 @@ def withdraw(ex: Exchange, out: list[Event], cause: int, c: C.Withdraw) -> str |
     equity, _, im = watch.risk(ex, acct)
     if equity - amount < im:
         return reason(R.INSUFFICIENT_MARGIN, "withdrawal would leave equity below initial margin")
+    if ex.pool.balance < 0:
+        # A socialised loss is pending: the period's profit may be clawed back at the period
+        # end, so only non-profit money leaves (OKX held profits until the weekly delivery).
+        profit = equity - acct.net_deposits - ex.period_base.get(acct.id, 0)
+        if profit > 0 and equity - amount < profit:
+            return reason(R.PROFIT_LOCKED, "period profit is held until the clawback settles")
     ex.ledger.withdraw(acct, amount)
     out.append(Withdrawal(ex.seq.next(), c.ts, cause, c.account, amount))
     watch.after_balance_change(ex, out, acct, out[-1].seq)

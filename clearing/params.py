@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from clearsim.clearing.config import Config, ConfigError
+from clearsim.clearing.config import OPTIONAL_WATERFALL, Config, ConfigError
 from clearsim.events.errors import ClearsimError
 
 _IMMUTABLE = {
@@ -74,6 +74,8 @@ def apply_set(config: Config, path: str, text: str) -> tuple[Config, str, str]:
         target, key = raw[parts[0]], parts[1]
     else:
         raise ParamError(f"unknown parameter {path}")
+    if key not in target and parts[0] == "waterfall" and key in OPTIONAL_WATERFALL:
+        target[key] = OPTIONAL_WATERFALL[key]  # at its default: the header leaves it out
     if key not in target:
         raise ParamError(f"unknown parameter {path}")
     old = target[key]

@@ -204,19 +204,35 @@ def is_liquidatable(ex: Exchange, acct: Account) -> bool:
     if not acct.positions:
         return False
     equity, mm, _ = risk(ex, acct)
-    return equity < mm
+    # inline WaterfallConfig.liquidatable: this runs after every fill
+    return equity < mm or (ex.config.waterfall.liquidate_at_equal and equity == mm and mm > 0)
 
 
 def after_balance_change(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:
     """Re-index the account's liquidation thresholds and trigger it if it is below MM."""
     if acct.id in SYSTEM or acct is ex.liquidating:
-        return  # system accounts are never liquidated; the waterfall owns its account
+        # system accounts are never liquidated; the waterfall owns its account. The fund
+        # holding positions is watched for negative equity (check_fund).
+        if acct is ex.fund and acct is not ex.liquidating:
+            check_fund(ex, cause)
+        return
     reindex(ex, acct)
     if is_liquidatable(ex, acct):
         if not acct.flagged:
             trigger(ex, out, acct, ex.ts, cause)
     elif acct.flagged:
         unflag(ex, acct)
+
+
+def check_fund(ex: Exchange, cause: int) -> None:
+    """Queue the insurance fund for deleveraging when it holds positions (taken over) and
+    its equity is below zero: the fund cannot carry them (BitMEX: ADL once "the Insurance
+    Fund is depleted for the given contract"). No ``LiquidationTriggered``: the fund is not
+    a trader; :func:`liquidation.deleverage_fund` records what it does."""
+    fund = ex.fund
+    if fund.positions and not fund.flagged and risk(ex, fund)[0] < 0:
+        fund.flagged = True
+        ex.queue.append((fund.id, cause))
 
 
 def reindex(ex: Exchange, acct: Account) -> None:
@@ -228,7 +244,8 @@ def reindex(ex: Exchange, acct: Account) -> None:
     if len(positions) == 1:
         ((sym, pos),) = positions.items()
         inst = ex.instruments[sym]
-        lp = liquidation_price(inst.spec, pos.qty, acct.balance, 0, inst.price_or(None))
+        at_equal = ex.config.waterfall.liquidate_at_equal
+        lp = liquidation_price(inst.spec, pos.qty, acct.balance, 0, inst.price_or(None), at_equal)
         inst.liq.set_single(acct.id, pos.qty > 0, lp)
     else:
         for sym in positions:
@@ -249,7 +266,8 @@ def liquidation_price_of(ex: Exchange, acct: Account, symbol: str) -> int | None
         base_e += value(inst.spec, other.qty, m)
         base_mm += maintenance(inst.spec, notional(inst.spec, other.qty, m))
     inst = ex.instruments[symbol]
-    return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price_or(None))
+    at_equal = ex.config.waterfall.liquidate_at_equal
+    return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price_or(None), at_equal)
 
 
 def trigger(ex: Exchange, out: list[Event], acct: Account, ts: int, cause: int) -> None:
@@ -271,6 +289,10 @@ def drain(ex: Exchange, out: list[Event]) -> None:
         while ex.queue:
             account_id, cause = ex.queue.popleft()
             acct = ex.accounts[account_id]
+            if acct is ex.fund:
+                with working_on(ex, acct):
+                    liquidation.deleverage_fund(ex, out, cause)
+                continue
             if acct.flagged and account_id not in ex.stuck:
                 with working_on(ex, acct):
                     liquidation.liquidate(ex, out, acct, cause)

@@ -40,6 +40,7 @@ class RejectCode(StrEnum):
     INSUFFICIENT_MARGIN = "insufficient_margin"
     TIER_EXCEEDED = "tier_exceeded"
     REDUCE_ONLY = "reduce_only"  # a reduce-only order that would not reduce
+    PROFIT_LOCKED = "profit_locked"  # a withdrawal of profit a pending clawback may claim
     # governance and periods
     BAD_PARAM = "bad_param"
     NOT_BY_COMMAND = "not_by_command"

@@ -57,6 +57,7 @@ from clearsim.events.types import (
     InsurancePayment,
     LiquidationFill,
     LiquidationFinished,
+    LiquidationStep,
     LiquidationTriggered,
     OrderRejected,
     Rejected,
@@ -466,6 +467,8 @@ class Checker:
     """Applies commands to an exchange and checks every event and every command (see top)."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
+        #: (account, symbol) -> the current liquidation step closes the whole position
+        self.step_final: dict[tuple[str, str], bool] = {}
         self.ex = Exchange(Config.from_dict(cfg))
         dec = cfg["exchange"]["collateral_decimals"]
         self.scale = 10**dec
@@ -596,6 +599,11 @@ class Checker:
                 assert ev.amount > 0, where
                 self._move(INSURANCE, ev.amount)
                 self.nd += ev.amount
+            elif t is LiquidationStep:
+                # DESIGN §6, partial liquidation stops when healthy: a step that closes less
+                # than the whole position keeps each fill's surplus with the trader.
+                held = self.pos.get(ev.symbol, {}).get(ev.account, 0)
+                self.step_final[(ev.account, ev.symbol)] = abs(ev.qty) == abs(held)
             elif t is Fill:
                 fills[ev.seq] = ev
             elif t is Settlement:
@@ -739,7 +747,8 @@ class Checker:
         w = self.ex.config.waterfall
         if delta >= 0:
             fee = min(ceil(Fraction(ev.qty * ev.price * k * w.liquidation_fee_ppm, PPM)), delta)
-            surplus = delta - fee if w.surplus == "insurance_fund" else 0
+            final = self.step_final.get((ev.account, ev.symbol), True)
+            surplus = delta - fee if w.surplus == "insurance_fund" and final else 0
             assert (ev.fee, ev.surplus_to_fund, ev.fund_paid, ev.socialized) == (
                 fee, surplus, 0, 0), where  # fmt: skip
         else:

@@ -192,13 +192,17 @@ def test_backstop_at_capacity_then_adl() -> None:
     d.order("mm", "ask", "sell", "10", "100", symbol="X")
     d.order("alice", "buy", "buy", "10", "100", tif="ioc", symbol="X")
     evs = index(d, "94")
-    # The vault buys at 90 with the mark at 94: equity 27 + 4x must cover IM ceil(9.4x):
-    # x = 5 fits (47 >= 47), 6 does not (51 < 57).
-    (b,) = of(evs, BackstopTransfer)
-    assert (b.backstop, b.qty, b.price, b.value) == ("vault", 10 // 2, 90, -450)
-    (a,) = of(evs, Deleveraged)
-    assert (a.counterparty, a.qty) == ("mm", 5)
-    assert qty(d, "vault") == 5 and bal(d, "vault") == 27 - 450
+    # The vault's capacity is judged at the tick bankruptcy price 90 with the mark at 94:
+    # equity 27 + 4x must cover IM ceil(9.4x): x = 5 fits (47 >= 47), 6 does not (51 < 57).
+    # Issue 9 (defect 5): the 5 lots move at their exact bankruptcy value, not at 90 each:
+    # 470 - floor(40 x 23 / 47) = 451 (4 @ 90 + 1 @ 91); then alice has E 21 = her whole
+    # share for the last 5 lots: 470 - 21 = 449 (1 @ 89 + 4 @ 90). 451 + 449 = 900: flat.
+    assert [(b.backstop, b.qty, b.price, b.value) for b in of(evs, BackstopTransfer)] == [
+        ("vault", 4, 90, -360), ("vault", 1, 91, -91)
+    ]
+    adl = of(evs, Deleveraged)
+    assert [(a.counterparty, a.qty, a.price) for a in adl] == [("mm", 1, 89), ("mm", 4, 90)]
+    assert qty(d, "vault") == 5 and bal(d, "vault") == 27 - 451
     assert bal(d, "alice") == 0
 
 
@@ -283,18 +287,20 @@ def test_clawback_waits_for_the_settle_command() -> None:
     assert d.ex.state()["socialized_pending"] == "0"
 
 
-def test_a_rounding_residue_is_paid_by_the_fund_or_becomes_system_debt() -> None:
-    # 3 lots with cash -269: p_b = 269/3 = 89.67, rounded down (the close sells) to 89, so
-    # ADL at 89 leaves alice 2 short of zero.
-    for fund, debt, paid in (("0", "2", 0), ("100", "0", 2)):
+def test_exact_bankruptcy_value_leaves_no_rounding_residue() -> None:
+    # 3 lots with cash -269: p_b = 269/3 = 89.67. The engine used to deleverage all 3 at the
+    # tick price 89 (rounded down, the close sells) and leave alice 2 short of zero, paid by
+    # the fund or written off as system debt. Issue 9 (defect 5): ADL moves the exact
+    # bankruptcy value per counterparty fill, 269 = 1 @ 89 + 2 @ 90, whatever the fund holds.
+    for fund in ("0", "100"):
         d = setup(cfg({"steps": ["adl"]}, fund=fund), alice_qty="3", alice_cash="31")
         evs = index(d, "94")
-        (a,) = of(evs, Deleveraged)
-        assert (a.price, a.qty) == (89, 3)
+        adl = of(evs, Deleveraged)
+        assert [(a.qty, a.price) for a in adl] == [(1, 89), (2, 90)]
+        assert sum(a.value for a in adl) == -269
         assert bal(d, "alice") == 0
-        assert d.ex.state()["system_debt"] == debt
-        assert sum(e.amount for e in of(evs, InsurancePayment)) == paid
-        assert of(evs, SystemDebt) == [] if paid else of(evs, SystemDebt)[0].amount == 2
+        assert d.ex.state()["system_debt"] == "0"
+        assert not of(evs, InsurancePayment) and not of(evs, SystemDebt)
 
 
 # ------------------------------------------------------------------ partial liquidation
@@ -385,15 +391,16 @@ def test_preset_bitmex_takes_over_with_surplus_to_the_fund() -> None:
     assert bal(d, "alice") == 0
 
 
-def test_preset_binance_liquidates_partially_until_flat() -> None:
+def test_preset_binance_stops_after_the_slice_that_restores_the_account() -> None:
     d = setup(cfg(preset="binance"))  # mark overridden to oracle by cfg(): key by key
     bid(d, "bidder", "10", "93")
     evs = index(d, "94")
-    fills = of(evs, LiquidationFill)
-    # 25% slices re-checked each time: 3, 2, 2, 1, 1, 1 (see the module notes for the sums)
-    assert [f.qty for f in fills] == [3, 2, 2, 1, 1, 1]
-    assert all(f.bankruptcy_price == 90 for f in fills)
-    assert bal(d, "alice") == 0 and d.ex.fund.balance == 30  # 10 x (93 - 90): fees + surplus
+    # Issue 9 (defect 1): the first 25% slice (3 lots at 93, fee 2) leaves alice at E 35 >=
+    # MM 33, as in test_partial_liquidation_stops_once_back_above_maintenance; the slice's
+    # surplus stays with her. (It used to go to the fund, 3, 2, 2, 1, 1, 1 lots until flat.)
+    (f,) = of(evs, LiquidationFill)
+    assert (f.qty, f.price, f.fee, f.surplus_to_fund) == (3, 93, 2, 0)
+    assert qty(d, "alice") == 7 and bal(d, "alice") == -623 and d.ex.fund.balance == 2
 
 
 def test_preset_dydx_fillable_price_and_capped_fee() -> None:

@@ -4,8 +4,11 @@ Rank (BitMEX's): for a profitable position, PnL% x effective leverage; for a los
 PnL% / effective leverage, after every profitable one; ties by account id. PnL% is
 unrealised PnL over the entry value, effective leverage notional over equity. Scores are
 integers scaled by 10^18. Accounts with no equity left come last (they are being liquidated too).
-Each deleveraged account is closed at the bankruptcy price and gets an event with its
-rank and score.
+Each counterparty takes its piece at the liquidated account's exact bankruptcy value,
+recomputed from the account's state before each piece (dYdX v4 ``OffsetSubaccountPerpetualPosition``
+calls ``GetBankruptcyPriceInQuoteQuantums`` per offsetting fill), so the pieces add up to the
+whole and rounding leaves nobody owing; a piece whose value falls between two ticks is
+logged as two events (see ``bankruptcy.split_value``), each with its rank and score.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from decimal import Decimal
 from heapq import heapify, heappop
 
 from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
+from clearsim.clearing.bankruptcy import bankruptcy_value
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import notional, value
@@ -90,18 +94,24 @@ class Adl:
         return not (ctx.waterfall.adl_negative_equity_only and case.equity >= 0)
 
     def close(self, ctx: WaterfallContext, case: Case) -> int:
-        acct, inst, r, p_b = case.account, case.inst, case.remaining, case.p_b
-        sym = inst.spec.symbol
+        acct, inst, r, mark = case.account, case.inst, case.remaining, case.mark
+        spec = inst.spec
+        sym = spec.symbol
         sign = case.sign
         done = 0
         for rank, (c, score) in enumerate(ranking(ctx, inst, sign < 0, acct.id), 1):
             x = min(r - done, abs(c.positions[sym].qty))
-            val = ctx.ledger.transfer_position(acct, c, inst, -sign * x, p_b, Why.ADL)
+            equity, mm, _ = ctx.risk(acct)
+            q = acct.positions[sym].qty
+            target = bankruptcy_value(spec, q, -sign * x, mark, equity, mm)
             text = format(Decimal(score) / SCORE_SCALE, ".6f")
-            s = ctx.next_seq()
-            ctx.emit(
-                Deleveraged(s, ctx.ts, case.cause, acct.id, c.id, sym, x, p_b, val, rank, text)
-            )
+            s = 0
+            for d, p, val in ctx.ledger.transfer_value(acct, c, inst, -sign * x, target, Why.ADL):
+                s = ctx.next_seq()
+                ev = Deleveraged(
+                    s, ctx.ts, case.cause, acct.id, c.id, sym, abs(d), p, val, rank, text
+                )
+                ctx.emit(ev)
             ctx.touched(c, s)
             done += x
             if done == r:

@@ -1,21 +1,23 @@
 """The ``backstop`` step: backstop accounts (a vault, an HLP) take over the position.
 
 Each configured backstop account, in order, takes as much of what is left as its own
-initial margin allows, at the bankruptcy price (so the liquidated account's share of the
-loss stops there). Accounts that do not exist, or are being liquidated themselves, are
+initial margin allows (judged at the tick bankruptcy price), for the exact bankruptcy value
+of its piece (``bankruptcy.split_value``: one or two events), so the liquidated account's
+share of the loss stops there. Accounts that do not exist, or are being liquidated themselves, are
 skipped.
 """
 
 from __future__ import annotations
 
 from clearsim.clearing.accounts import Account
+from clearsim.clearing.bankruptcy import bankruptcy_value
+from clearsim.clearing.config import ConfigError
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Why
 from clearsim.clearing.margin import initial, notional, value
 from clearsim.clearing.rounding import largest_satisfying
 from clearsim.clearing.steps.base import Case, RiskSource, WaterfallContext
 from clearsim.events.types import BackstopTransfer
-from clearsim.events.units import PPM
 
 
 def capacity(ex: RiskSource, b: Account, inst: Instrument, dq: int, p_b: int) -> int:
@@ -43,8 +45,19 @@ class Backstop:
     socialises = False
 
     def applies(self, ctx: WaterfallContext, case: Case) -> bool:
-        # Only below the configured share of MM (Hyperliquid: 2/3); 100% = always.
-        return case.equity * PPM < ctx.waterfall.backstop_below_mm_ppm * case.mm
+        # Only below the configured share of MM (Hyperliquid: strictly below 2/3); 100% =
+        # always.
+        w = ctx.waterfall
+        if not w.backstop_applies(case.equity, case.mm):
+            return False
+        if w.backstop_accounts and not any(a in ctx.accounts for a in w.backstop_accounts):
+            # Accounts exist once something is deposited to them. A backstop that was never
+            # funded is a configuration that cannot run as written: say so, loudly.
+            raise ConfigError(
+                f"waterfall.backstop_accounts: none of {', '.join(w.backstop_accounts)} exists"
+                f" when the backstop step runs for {case.account.id}; deposit to it first"
+            )
+        return True
 
     def close(self, ctx: WaterfallContext, case: Case) -> int:
         acct, inst, r, p_b = case.account, case.inst, case.remaining, case.p_b
@@ -58,9 +71,14 @@ class Backstop:
             x = capacity(ctx, b, inst, sign * (r - done), p_b)
             if x == 0:
                 continue
-            val = ctx.ledger.transfer_position(acct, b, inst, -sign * x, p_b, Why.BACKSTOP)
-            s = ctx.next_seq()
-            ctx.emit(BackstopTransfer(s, ctx.ts, case.cause, acct.id, bid, sym, sign * x, p_b, val))
+            equity, mm, _ = ctx.risk(acct)
+            q = acct.positions[sym].qty
+            target = bankruptcy_value(inst.spec, q, -sign * x, case.mark, equity, mm)
+            s = 0
+            moves = ctx.ledger.transfer_value(acct, b, inst, -sign * x, target, Why.BACKSTOP)
+            for d, p, val in moves:
+                s = ctx.next_seq()
+                ctx.emit(BackstopTransfer(s, ctx.ts, case.cause, acct.id, bid, sym, -d, p, val))
             ctx.touched(b, s)
             done += x
         return done

@@ -44,7 +44,9 @@ class Case:
     ``remaining`` lots and the seq of the ``liquidation_step`` event before ``close``.
     """
 
-    __slots__ = ("account", "cause", "equity", "inst", "mark", "mm", "p_b", "qty", "remaining")
+    __slots__ = (
+        "account", "cause", "equity", "final", "inst", "mark", "mm", "p_b", "qty", "remaining",
+    )  # fmt: skip
 
     def __init__(
         self, account: Account, inst: Instrument, remaining: int, mark: int, equity: int, mm: int
@@ -58,6 +60,9 @@ class Case:
         self.mm = mm
         self.p_b = 0
         self.cause = 0
+        #: the close is the account's whole position here (not a partial slice): only then
+        #: does ``surplus = "insurance_fund"`` send a fill's surplus to the fund
+        self.final = True
 
     @property
     def sign(self) -> int:

@@ -95,9 +95,9 @@ def _settle_against_bankruptcy(ctx: WaterfallContext, case: Case, f: Fill, cause
     """Per fill: delta = fill value - value at the bankruptcy price, for the account.
 
     delta >= 0: the liquidation fee (capped by delta) to the fund, the rest to the trader or
-    the fund per ``surplus``. delta < 0: the fund pays the gap as far as it can; what it
-    cannot is left on the account for the clawback (the fill was only made because one is
-    configured).
+    the fund per ``surplus`` (to the fund only for a final close, see ``Case.final``).
+    delta < 0: the fund pays the gap as far as it can; what it cannot is left on the
+    account for the clawback (the fill was only made because one is configured).
     """
     w = ctx.waterfall
     acct, spec, p_b = case.account, case.inst.spec, case.p_b
@@ -107,7 +107,11 @@ def _settle_against_bankruptcy(ctx: WaterfallContext, case: Case, f: Fill, cause
     fee = surplus = paid = social = 0
     if delta >= 0:
         fee = min(ppm_up(notional(spec, f.qty, f.price), w.liquidation_fee_ppm), delta)
-        surplus = delta - fee if w.surplus is Surplus.INSURANCE_FUND else 0
+        # A partial slice that is not the whole position leaves the rest of delta with the
+        # trader whatever ``surplus`` says (Binance: nothing but the realised loss and the
+        # fee is taken, so a healthy-again trader keeps the margin).
+        keep = w.surplus is Surplus.TRADER or not case.final
+        surplus = 0 if keep else delta - fee
     else:
         paid = min(-delta, ctx.fund_available())
         social = -delta - paid
