@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from clearsim.clearing import money, orders, watch
+from clearsim.clearing import money, orders, schedule, watch
 from clearsim.clearing.config import OnCommand
 from clearsim.clearing.params import ParamError, apply_set
 from clearsim.events import commands as C
@@ -86,8 +86,14 @@ def _amend(ex: Exchange, c: C.Amend) -> str | None:
         if (why := _band(inst, order.price if price is None else price)) is not None:
             return why
         ro = ex.reduce_only.get(c.account, {}).get(c.id) is not None
-        if ro and (order.qty if qty is None else qty) > order.qty:
+        new_qty = order.qty if qty is None else qty
+        if ro and new_qty > order.qty:
             return reason(R.REDUCE_ONLY, "order cannot grow")
+        new_price = order.price if price is None else price
+        if not ro and (new_qty > order.qty or new_price != order.price):
+            acct = ex.accounts[c.account]
+            replacing = (order.qty, order.price)
+            return watch.tier_check(ex, acct, inst, order.side, new_qty, new_price, replacing)
         return None
     return reason(R.UNKNOWN_ORDER, c.id)
 
@@ -133,9 +139,11 @@ def _funding(ex: Exchange, c: C.Funding) -> str | None:
         return reason(R.UNKNOWN_SYMBOL, c.symbol)
     if not inst.spec.perpetual:
         return reason(R.NOT_PERPETUAL, c.symbol)
+    if c.rate is not None and (why := schedule.rate_error(c.rate)) is not None:
+        return why
     if inst.price_or(None) is None:
         return reason(R.NO_MARK, c.symbol)
-    return None  # the rate's syntax was checked by the parser
+    return None
 
 
 def _set(ex: Exchange, c: C.Set) -> str | None:

@@ -390,7 +390,7 @@ def _ratio(v: object, key: str) -> tuple[int, int] | None:
         return None
     m = _RATIO.match(v) if isinstance(v, str) else None
     if m is None or int(m[1]) > int(m[2]):
-        raise ConfigError(f"{key}: expected a ratio like \"2/3\" (at most 1), got {v!r}")
+        raise ConfigError(f'{key}: expected a ratio like "2/3" (at most 1), got {v!r}')
     return int(m[1]), int(m[2])
 
 

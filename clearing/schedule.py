@@ -29,12 +29,22 @@ def _ppm_truncated(text: str) -> int:
     return int(d.to_integral_value(rounding="ROUND_DOWN"))
 
 
+def rate_error(text: str) -> str | None:
+    """Why a given funding rate cannot be paid: more than 100% of the position per round
+    (a payment past the position's whole value, and past 64 bits for large rates)."""
+    if _ppm_truncated(text.lstrip("-")) > PPM:
+        return reason(R.BAD_RATE, f"{text} is more than 100% per round")
+    return None
+
+
 def funding(ex: Exchange, out: list[Event], cause: int, c: C.Funding) -> str | None:
     inst = ex.instruments.get(c.symbol)
     if inst is None:
         return reason(R.UNKNOWN_SYMBOL, c.symbol)
     if not inst.spec.perpetual:
         return reason(R.NOT_PERPETUAL, c.symbol)
+    if c.rate is not None and (why := rate_error(c.rate)) is not None:
+        return why
     if c.rate is None:
         rate = inst.computed_rate()
     else:

@@ -79,7 +79,13 @@ def _beyond_tiers(spec: InstrumentSpec, n_target: int, target: int, current: int
 
 
 def tier_check(
-    ex: Exchange, acct: Account, inst: Instrument, side: str, qty: int, price: int | None
+    ex: Exchange,
+    acct: Account,
+    inst: Instrument,
+    side: str,
+    qty: int,
+    price: int | None,
+    replacing: tuple[int, int] | None = None,
 ) -> str | None:
     """The pre-trade check's tier limit alone (it needs no money): for admission."""
     m = inst.price_or(price)
@@ -88,7 +94,7 @@ def tier_check(
         if m is None:
             return None
     exec_price = price if price is not None else inst.sweep_price(side, qty, m)
-    dq, _ = _side_exposure(acct, inst, side, qty, m, exec_price, None)
+    dq, _ = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     cur = acct.positions.get(inst.spec.symbol)
     current = cur.qty if cur else 0
     if _beyond_tiers(inst.spec, notional(inst.spec, current + dq, m), current + dq, current):
@@ -202,7 +208,10 @@ def risk(ex: Exchange, acct: Account) -> tuple[int, int, int]:
 
 def is_liquidatable(ex: Exchange, acct: Account) -> bool:
     if not acct.positions:
-        return False
+        # A flat account in deficit (an ADL counterparty closed at an extreme bankruptcy
+        # price, say) goes through the waterfall's last act: the fund, socialised loss or
+        # system debt covers it, so no negative equity is ever left unrecorded.
+        return acct.balance < 0
     equity, mm, _ = risk(ex, acct)
     # inline WaterfallConfig.liquidatable: this runs after every fill
     return equity < mm or (ex.config.waterfall.liquidate_at_equal and equity == mm and mm > 0)
