@@ -17,6 +17,7 @@ everything decoded before the break is kept.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
@@ -46,7 +47,7 @@ from clearsim.events.codec import (
     to_event,
     unseal,
 )
-from clearsim.events.types import Event
+from clearsim.events.types import Event, Input
 
 __all__ = [
     "MAX_LINE",
@@ -478,18 +479,53 @@ def read_log(path: str | os.PathLike[str]) -> tuple[Header, list[Event], TornTai
 # --------------------------------------------------------------------------- writer
 
 
+class _RawOut:
+    """An unbuffered file that writes everything it is given (``os.write`` may write less:
+    a signal, a pipe whose reader went away, a disk filling up) or raises ``OSError``."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        self._f = open(path, mode, buffering=0)  # noqa: SIM115 (owned by the writer)
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        fd = self._f.fileno()
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+
 class LogWriter:
     """Appends sealed records to a log; use :meth:`create` or :meth:`resume`, not the constructor.
 
-    Lines are gathered in memory and written in ~1 MiB chunks; :meth:`flush` pushes them to the
-    OS (and the disk with ``fsync=True``). Seqs must follow on from ``last_seq`` with no gap:
-    anything else is a bug in the caller and raises ValueError without writing.
+    Lines are gathered in memory and handed to the OS in ~1 MiB writes that always end at a
+    command boundary (the buffer is only written out before an ``input`` record, on
+    :meth:`flush` and on :meth:`close`), so a command's records go out in one ``write`` call
+    (see the module docstring). Call :meth:`flush` between commands, never inside one; it
+    pushes the records to the OS (and the disk with ``fsync=True``). Seqs must follow on from
+    ``last_seq`` with no gap: anything else is a bug in the caller and raises ValueError
+    without writing. A failed write is :class:`LogError` (the path and the OS's reason, one
+    line); the writer is then broken: every later call raises it again, and :meth:`close`
+    only releases the file.
     """
 
     def __init__(
         self,
         path: str,
-        raw: IO[bytes],
+        raw: IO[bytes] | _RawOut,
         header: Header,
         last_seq: int,
         last_h: str,
@@ -499,7 +535,7 @@ class LogWriter:
         self.header = header
         self.torn = torn  # what resume() cut off, if anything
         self._raw = raw
-        self._out: IO[bytes] = raw
+        self._out: IO[bytes] | _RawOut = raw
         if _is_gz(path):
             # mtime=0 and no file name: the same records always give the same .gz bytes.
             self._out = gzip.GzipFile(  # type: ignore[assignment]
@@ -510,6 +546,9 @@ class LogWriter:
         self._buf: list[bytes] = []
         self._size = 0
         self._closed = False
+        self._failed: LogError | None = None
+        #: The OS error that broke the writer, if one did.
+        self.failure: OSError | None = None
 
     @property
     def last_seq(self) -> int:
@@ -527,46 +566,70 @@ class LogWriter:
     def create(
         cls, path: str | os.PathLike[str], header: Header, *, overwrite: bool = False
     ) -> LogWriter:
-        """Start a new log with ``header``; refuses an existing non-empty file unless told."""
+        """Start a new log with ``header``; refuses an existing non-empty file unless told.
+
+        The file is written in place (a device or a pipe works too): callers that want the
+        destination to appear only when complete write to a temporary name and rename it,
+        as :func:`replay.runner.run` does.
+        """
         p = os.fspath(path)
         body = encode_header(header)
         line, h = seal("", body)
         try:
-            if not overwrite and os.path.exists(p) and os.path.getsize(p) > 0:
+            if not overwrite and os.path.isfile(p) and os.path.getsize(p) > 0:
                 raise LogExists(f"{p}: already exists and is not empty (not overwriting)")
-            raw = open(p, "wb", buffering=0)  # noqa: SIM115 (owned by the writer)
+            raw = _RawOut(p, "wb")
         except OSError as e:
             raise LogError(f"{p}: cannot create: {e.strerror or e}") from None
         w = cls(p, raw, header, 0, "")
         w._buf.append(line)
         w._prev = h.encode("ascii")
         # The header goes out at once: a log whose header never reached the file is unreadable.
-        w.flush()
+        try:
+            w.flush()
+        except LogError:
+            w.close()
+            raise
         return w
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str]) -> LogWriter:
+    def resume(cls, path: str | os.PathLike[str], *, keep: int | None = None) -> LogWriter:
         """Open an existing log to append to: verify it, cut a torn tail, continue the chain.
 
-        Raises the reader's errors (CorruptLog, NotALog, ...) and changes nothing if the log
-        is corrupt before its tail.
+        The log is cut back to its last complete command (the reader's good prefix, see the
+        module docstring), or, with ``keep``, to just after record ``keep`` (which must be
+        in the good prefix: a caller that re-executes the log knows where its last complete
+        command ends even when no tear shows it). Raises the reader's errors (CorruptLog,
+        NotALog, ...) and changes nothing if the log is corrupt before its tail.
         """
         p = os.fspath(path)
         reader = LogReader(p)
-        torn = reader.verify()
+        offset = len(reader.header_line)
+        last_seq, last_h = 0, reader.last_h
+        cut = False
+        for seq, line in reader.lines():
+            if keep is not None and seq > keep:
+                cut = True
+                break
+            offset += len(line)
+            last_seq, last_h = seq, split_record(line)[1].decode("ascii")
+        if keep is not None and keep > last_seq:
+            raise ValueError(f"{p}: keep={keep} is past the good prefix (seq {last_seq})")
+        cut = cut or reader.torn is not None
+        torn = reader.torn if keep is None else None
         try:
-            if torn is not None:
+            if cut or (not _is_gz(p) and os.path.getsize(p) != offset):
                 if _is_gz(p):
-                    _rewrite_gz_prefix(p, torn.offset)
+                    _rewrite_gz_prefix(p, offset)
                 else:
                     with open(p, "r+b") as f:
-                        f.truncate(torn.offset)
+                        f.truncate(offset)
                         f.flush()
                         os.fsync(f.fileno())
-            raw = open(p, "ab", buffering=0)  # noqa: SIM115 (owned by the writer)
+            raw = _RawOut(p, "ab")
         except OSError as e:
             raise LogError(f"{p}: cannot resume: {e.strerror or e}") from None
-        return cls(p, raw, reader.header, reader.last_seq, reader.last_h, torn)
+        return cls(p, raw, reader.header, last_seq, last_h, torn)
 
     def write(self, event: Event) -> None:
         """Append one event (seq must be ``last_seq + 1``)."""
@@ -578,12 +641,12 @@ class LogWriter:
         line, h = seal_bytes(self._prev, body)
         if len(line) > MAX_LINE:
             raise ValueError(f"event seq {event.seq}: record of {len(line)} bytes > MAX_LINE")
+        if self._size >= _BUFFER and type(event) is Input:
+            self._drain()  # a command boundary: the buffer holds whole commands only
         self._buf.append(line)
         self._prev = h
         self._last_seq += 1
         self._size += len(line)
-        if self._size >= _BUFFER:
-            self._drain()
 
     def write_many(self, events: Iterable[Event]) -> None:
         """Append events in order (stops at, and raises for, the first bad one)."""
@@ -591,32 +654,58 @@ class LogWriter:
         for ev in events:
             write(ev)
 
+    def _fail(self, e: OSError) -> LogError:
+        self.failure = e
+        self._failed = LogError(f"{self.path}: cannot write: {e.strerror or e}")
+        return self._failed
+
     def _drain(self) -> None:
+        if self._failed is not None:
+            raise self._failed
         if self._buf:
-            self._out.write(b"".join(self._buf))
+            data = b"".join(self._buf)
             self._buf.clear()
             self._size = 0
+            try:
+                self._out.write(data)
+            except OSError as e:
+                raise self._fail(e) from None
 
     def flush(self, fsync: bool = False) -> None:
         """Hand buffered records to the OS; with ``fsync`` also wait until they are on disk."""
         if self._closed:
             return
         self._drain()
-        self._out.flush()  # gzip: a sync flush, so a reader sees every record written so far
-        if fsync:
-            os.fsync(self._raw.fileno())
+        try:
+            self._out.flush()  # gzip: a sync flush, so a reader sees every record written so far
+            if fsync:
+                os.fsync(self._raw.fileno())
+        except OSError as e:
+            raise self._fail(e) from None
 
-    def close(self) -> None:
-        """Flush and close (a .gz gets its end-of-member trailer here)."""
+    def close(self, fsync: bool = False) -> None:
+        """Flush and close (a .gz gets its end-of-member trailer here); with ``fsync`` wait
+        until the file is on disk. After a failed write it only releases the file."""
         if self._closed:
             return
         try:
-            self._drain()
-            if self._out is not self._raw:
-                self._out.close()
+            if self._failed is None:
+                self._drain()
+                try:
+                    if self._out is not self._raw:
+                        self._out.close()
+                    if fsync:
+                        os.fsync(self._raw.fileno())
+                except OSError as e:
+                    raise self._fail(e) from None
         finally:
             self._closed = True
             self._raw.close()
+
+    def close_quietly(self) -> None:
+        """Release the file without raising (after an error: what is buffered may be lost)."""
+        with contextlib.suppress(LogError):
+            self.close()
 
     def __enter__(self) -> LogWriter:
         return self
@@ -628,7 +717,11 @@ class LogWriter:
         tb: TracebackType | None,
     ) -> None:
         # Close on error too: every record handed to write() is complete and worth keeping.
-        self.close()
+        # A failed close must not hide the error that is already on its way out.
+        if exc_type is None:
+            self.close()
+        else:
+            self.close_quietly()
 
 
 def _rewrite_gz_prefix(path: str, length: int) -> None:
