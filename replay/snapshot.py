@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 import tempfile
+from contextlib import suppress
 from typing import Any, Final
 
 import attrs
@@ -84,7 +85,11 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
     if every < 1:
         raise ValueError("every: expected a positive number of records")
     path = os.fspath(log_path)
+    target = snap_path(path)
     reader = LogReader(path)
+    with suppress(OSError):
+        if os.path.samefile(target, path):
+            raise SnapshotError(f"{target}: is the log {path} itself; refusing to write over it")
     led = Ledger(reader.header.config)
     apply = led.apply
     loads = orjson.loads
@@ -104,7 +109,6 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
             }
             # "seq" first, so a reader finds a snapshot without parsing the ledgers before it.
             out.append(orjson.dumps(meta)[:-1] + b',"ledger":' + _canonical(state) + b"}\n")
-    target = snap_path(path)
     d = os.path.dirname(os.path.abspath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".snap-", dir=d)

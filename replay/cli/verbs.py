@@ -145,13 +145,22 @@ def _run(a: argparse.Namespace) -> int:
             raise UsageError("run: give a scenario file or --config and --commands, not both")
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
-        _, summary = run(sc.config, sc.commands(seed), a.output, seed=seed, force=a.force)
+        _, summary = run(
+            sc.config, sc.commands(seed), a.output, seed=seed, force=a.force, inputs=[a.scenario]
+        )
     else:
         if a.config is None or a.commands is None:
             raise UsageError("run: expected a scenario file, or both --config and --commands")
         config = Config.from_toml(a.config)
-        commands = read_commands(a.commands)
-        _, summary = run(config, commands, a.output, seed=a.seed or 0, force=a.force)
+        commands = read_commands(a.commands)  # opened now: a missing file touches no output
+        _, summary = run(
+            config,
+            commands,
+            a.output,
+            seed=a.seed or 0,
+            force=a.force,
+            inputs=[a.config, a.commands],
+        )
     log.info(
         "run finished",
         commands=summary.commands,
