@@ -213,3 +213,34 @@ def test_direct_write_to_a_pipe_is_a_torn_tail_log(tmp_path: Path) -> None:
     r = LogReader(log)
     assert r.verify() is not None
     assert _leftovers(tmp_path, {"pipe", "got.log"}) == []
+
+
+# --------------------------------------------------------------------------- item 12
+
+GOLDEN = FIX / "golden.log"
+
+
+def _span() -> tuple[int, int, int]:
+    recs = list(LogReader(GOLDEN).records())
+    return recs[-1]["seq"], recs[0]["ts"], recs[-1]["ts"]
+
+
+@pytest.mark.parametrize("verb", ["state", "seek"])
+def test_at_past_the_end_is_refused_with_the_range(verb: str) -> None:
+    last, _, _ = _span()
+    for at in (last + 1, 99999):
+        line = assert_user_error(cli(verb, GOLDEN, "--at", str(at), "--json"), f"--at {at}")
+        assert f"0..{last}" in line, line
+    for at in (0, last):  # the ends themselves are fine
+        r = cli(verb, GOLDEN, "--at", str(at), "--json")
+        assert r.returncode == 0, r.stderr
+
+
+def test_time_outside_the_log_is_refused_with_the_range() -> None:
+    _, first, last = _span()
+    for t in (-5, first - 1, last + 1):
+        line = assert_user_error(cli("state", GOLDEN, "--time", str(t)), f"--time {t}")
+        assert f"{first}..{last}" in line, line
+    for t in (first, last):
+        r = cli("state", GOLDEN, "--time", str(t), "--json")
+        assert r.returncode == 0, r.stderr

@@ -30,7 +30,7 @@ from clearsim.replay.cli import render
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
 from clearsim.replay.projections.fund import fold_fund
-from clearsim.replay.projections.ledger import fold_ledger, state_view
+from clearsim.replay.projections.ledger import fold_ledger, state_view, time_span
 from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
 from clearsim.replay.runner import read_commands, run
@@ -89,6 +89,25 @@ def _check_seed(seed: int | None) -> None:
 def _check_seq(seq: int | None) -> None:
     if seq is not None and seq < 0:
         raise UsageError("--at: expected a seq >= 0")
+
+
+def _check_at_in(at: int | None, last_seq: int) -> None:
+    """``--at`` past the log's last (good) record: refused, never clamped."""
+    if at is not None and at > last_seq:
+        raise UsageError(f"--at {at}: no such seq in the log (0..{last_seq})")
+
+
+def _check_time_in(log_path: str, t: int, led_seq: int, led_ts: int) -> None:
+    """``--time`` before the first or after the last record: refused, never clamped. The
+    fold stopped at the first record past ``t``; only when it folded nothing, or reached
+    ``t`` or beyond, can ``t`` be outside, and then the span is read to be sure."""
+    if led_seq and t < led_ts:
+        return
+    span = time_span(log_path)
+    if span is None:
+        raise UsageError(f"--time {t}: the log holds no events")
+    if not span[0] <= t <= span[1]:
+        raise UsageError(f"--time {t}: outside the log's time range ({span[0]}..{span[1]} µs)")
 
 
 # --------------------------------------------------------------------------- demo
@@ -190,9 +209,11 @@ def _state(a: argparse.Namespace) -> int:
         if a.at is not None:
             raise UsageError("state: give --at or --time, not both")
         led, reader = fold_ledger(a.log, time=a.time)
+        _check_time_in(a.log, a.time, led.seq, led.ts)
         state = state_view(led)
     else:
         ex, reader = rebuild(a.log, a.at)
+        _check_at_in(a.at, reader.last_seq)
         state = ex.state()
     _warn_torn(reader.torn)
     _print_state(state, a.json)
@@ -214,9 +235,10 @@ def _seek_setup(sk: argparse.ArgumentParser) -> None:
 
 def _seek(a: argparse.Namespace) -> int:
     _check_seq(a.at)
-    if os.path.isfile(a.log) and not os.path.exists(snap_path(a.log)):
-        _err(f"note: no {snap_path(a.log)}, folding the whole log")
     r = seek_detail(a.log, a.at)
+    _check_at_in(a.at, r.ledger.seq)
+    if r.snapshot_seq is None and not os.path.exists(snap_path(a.log)):
+        _err(f"note: no {snap_path(a.log)}, folding the whole log")
     _warn_torn(r.torn)
     _print_state(state_view(r.ledger), a.json)
     return 0
