@@ -1,18 +1,42 @@
 """The append-only event log on disk: the writer, the verifying streaming reader, torn tails.
 
 This module owns files: creating a log (header first), appending sealed records with buffered
-writes, resuming after a crash (cutting a torn last line and continuing the chain), gzip when
+writes, resuming after a crash (cutting a torn tail and continuing the chain), gzip when
 the name ends in ``.gz``, and reading a log back while verifying the checksum chain and the
 gapless seqs. What a record's bytes are is :mod:`events.codec`'s business.
 
+Commands are atomic on disk. A command's records are its ``input`` record and every record
+after it up to the next ``input``. The rule that makes a crash lose whole commands only:
+
+- *Writer.* :class:`LogWriter` hands the OS whole commands only: its buffer is written out
+  before an ``input`` record (or on :meth:`LogWriter.flush` / :meth:`LogWriter.close`,
+  which callers use between commands), so a command's records are in one ``write`` call,
+  and every write ends with a newline. A process killed between writes leaves complete
+  commands; one killed inside a write (or a machine that goes down) leaves a prefix of the
+  last write, possibly followed by garbage (zero-filled blocks).
+- *Reader.* The good prefix of a log ends at a command boundary. When the log has a torn
+  tail (below), the command the tear is in goes with it: the prefix ends before the last
+  ``input`` record preceding the tear (that command's earlier records are intact, but
+  nothing shows it was complete: its next record may have been the one torn). A log that
+  ends cleanly (a last line that is complete, a gzip stream with its trailer) is taken as
+  complete. Records before a log's first ``input`` belong to no command (a stream not
+  written by the engine) and are cut at the torn line only.
+- *The one gap.* A write cut exactly at a line end leaves a log that ends cleanly inside
+  a command: no record shows it. Re-execution does: ``verify``, ``state`` (through
+  :func:`replay.rebuild.rebuild`) and ``clearsim run --resume`` report it as a torn tail
+  (:meth:`TornTail.inside_command`) and cut it back; :meth:`LogWriter.resume` takes the
+  command boundary from them (``keep=``). Engine-free projections cannot tell. A ``.gz``
+  log has no gap: a cut stream lacks its trailer and is always torn.
+
 Failure model. A crash mid-write can only leave a *torn tail*: the last line incomplete (no
 newline), unparsable (zero-filled blocks after a crash), or failing its checksum; the reader
-stops cleanly before it and reports it in :attr:`LogReader.torn`, and
-:meth:`LogWriter.resume` cuts it off. Anything bad with more lines after it cannot come from a
-crash and is :class:`~events.codec.CorruptLog`, named by the seq expected at that position.
-So is a complete, well-formed last line carrying the wrong seq (a dropped record: a crash
-cannot write that). A gzip stream that ends early or fails to inflate is a torn tail too:
-everything decoded before the break is kept.
+stops cleanly before the command it is in and reports it in :attr:`LogReader.torn`, and
+:meth:`LogWriter.resume` cuts it off. Anything bad with more lines after it cannot come from
+a crash and is :class:`~events.codec.CorruptLog`, named by the seq expected at that position
+(the intact records before it are still read). So is a complete, well-formed last line
+carrying the wrong seq (a dropped record: a crash cannot write that). A gzip stream that
+ends early or fails to inflate is a torn tail too: everything decoded before the break, up
+to the last command boundary, is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +44,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 
@@ -86,8 +109,10 @@ def _is_gz(path: str | os.PathLike[str]) -> bool:
 
 @attrs.frozen
 class TornTail:
-    """Where a log's good prefix ends: the torn line (1-based), its byte offset in the
-    (uncompressed) stream, the seq of the last good record (0 = header only) and why."""
+    """Where a log's good prefix ends, which is always at a command boundary: the first line
+    left out (1-based) and its byte offset in the (uncompressed) stream (where a resumed log
+    is cut), the seq of the last record kept (0 = header only), and why (the torn line, and
+    the command cut with it)."""
 
     line_no: int
     offset: int
@@ -98,6 +123,21 @@ class TornTail:
         return (
             f"torn tail at line {self.line_no} (byte {self.offset}): {self.reason}; "
             f"records up to seq {self.last_good_seq} are intact"
+        )
+
+    @classmethod
+    def inside_command(cls, input_seq: int, offset: int, missing: int) -> TornTail:
+        """The tail of a log that ends at a line end inside the command whose input is record
+        ``input_seq`` (its line starts at byte ``offset``), ``missing`` of its events absent:
+        what a re-executing reader finds when a write was cut exactly at a line end."""
+        return cls(
+            line_no=input_seq + 1,
+            offset=offset,
+            last_good_seq=input_seq - 1,
+            reason=(
+                f"the log ends inside the command begun at seq {input_seq} "
+                f"({missing} of its events are missing)"
+            ),
         )
 
 
@@ -147,6 +187,11 @@ class LogReader:
     def header_line(self) -> bytes:
         """The header's raw line, newline included."""
         return self._header_line
+
+    @property
+    def header_h(self) -> str:
+        """The header's checksum (what the first record is chained onto)."""
+        return self._header_h.decode("ascii")
 
     # -- internals
 
@@ -223,14 +268,24 @@ class LogReader:
                 expect = line_no = resume.seq + 1  # one record a line, the header first
                 offset = resume.offset
                 self.last_seq, self.last_h = resume.seq, prev.decode("ascii")
+            # The records of the command being read are held back until the next input (or
+            # a clean end) shows the command is complete; a torn tail drops them with it.
+            # Records before the first input belong to no command (a stream not written by
+            # the engine): each is a boundary of its own.
+            held: list[tuple[int, bytes, dict[str, Any]]] = []
+            cut = (expect - 1, prev, offset, line_no)  # the last command boundary seen
+            commands = resume is not None
             while True:
                 line = next_line()
                 if not line:
                     if gz_error is not None:
-                        self._torn(line_no + 1, offset, expect - 1, gz_error)
+                        self._torn_at(cut, held, line_no + 1, gz_error)
+                    else:
+                        yield from held
                     return
                 line_no += 1
                 if len(line) > limit:
+                    yield from held  # intact records before a corrupt one are still read
                     raise LineTooLong(
                         self._err(f"line {line_no}: longer than {limit} bytes (seq {expect})"),
                         seq=expect,
@@ -245,15 +300,48 @@ class LogReader:
                     except orjson.JSONDecodeError:
                         seq = None
                     if seq == expect and type(seq) is int:
-                        yield expect, line, d
+                        if d.get("type") == "input":
+                            if held:
+                                yield from held
+                                held.clear()
+                            cut = (expect - 1, prev, offset, line_no - 1)
+                            commands = True
+                        if commands:
+                            held.append((expect, line, d))
+                        else:
+                            yield expect, line, d
+                            cut = (expect, h, offset + len(line), line_no)
                         prev = h
                         self.last_seq = expect
                         self.last_h = h.decode("ascii")
                         expect += 1
                         offset += len(line)
                         continue
-                self._bad(line, h, seq, expect, line_no, offset, next_line() != b"")
+                try:
+                    why = self._bad(line, h, seq, expect, line_no, next_line() != b"")
+                except CorruptLog:
+                    yield from held  # not a tear: the intact records before it are read
+                    raise
+                self._torn_at(cut, held, line_no, why)
                 return
+
+    def _torn_at(
+        self,
+        cut: tuple[int, bytes, int, int],
+        held: list[tuple[int, bytes, dict[str, Any]]],
+        torn_line: int,
+        why: str,
+    ) -> None:
+        """Record a torn tail found at ``torn_line``: the good prefix ends at the last command
+        boundary ``cut`` (the held records of the command the tear is in are left out)."""
+        seq, h, offset, line_no = cut
+        if held:
+            why += (
+                f" at line {torn_line}, inside the command begun at seq {seq + 1} "
+                f"(its {len(held)} intact record(s) are left out with it)"
+            )
+        self.last_seq, self.last_h = seq, h.decode("ascii")
+        self.torn = TornTail(line_no=line_no + 1, offset=offset, last_good_seq=seq, reason=why)
 
     def _resume(self, fh: IO[bytes], at: Resume) -> bytes:
         """Position ``fh`` after the record ``at`` names, checking it is that record."""
@@ -284,10 +372,9 @@ class LogReader:
         seq: object,
         expect: int,
         line_no: int,
-        offset: int,
         more: bool,
-    ) -> None:
-        """Classify a bad line: raise CorruptLog, or record a torn tail and return."""
+    ) -> str:
+        """Classify a bad line: raise CorruptLog, or return why it is a torn tail."""
         if not line.endswith(b"\n"):
             why, tearable = "incomplete last line (no newline)", True
         elif h is not None:
@@ -318,10 +405,7 @@ class LogReader:
                 seq=expect,
                 line_no=line_no,
             )
-        self._torn(line_no, offset, expect - 1, why)
-
-    def _torn(self, line_no: int, offset: int, last_good: int, reason: str) -> None:
-        self.torn = TornTail(line_no=line_no, offset=offset, last_good_seq=last_good, reason=reason)
+        return why
 
     # -- public
 
@@ -358,6 +442,8 @@ class LogReader:
             first = True
             prev = b""
             last_seq = 0
+            held: list[dict[str, Any]] = []
+            commands = False  # an input seen: records are held back by command from then on
             for block in _blocks(fh):
                 if first:
                     first = False
@@ -386,7 +472,17 @@ class LogReader:
                     if type(seq) is not int or seq <= last_seq:
                         raise _Anomaly("seq")
                     last_seq = seq
-                    yield d
+                    held.append(d)
+                # As in _scan: a command's records are held back until a later input shows
+                # it is complete; only the block's last input needs finding.
+                start = _last_input(block)
+                if start is None and not commands:
+                    start = last_seq + 1  # no input yet: no command to hold back
+                commands = commands or start is not None
+                if start is not None and held:
+                    keep = [d for d in held if d["seq"] >= start]
+                    yield from (d for d in held if d["seq"] < start)
+                    held = keep
                 if block:
                     tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1 :]
                     try:
@@ -398,8 +494,9 @@ class LogReader:
                     self.last_seq = seq
                     if verify:
                         self.last_h = prev.decode("ascii")
+            yield from held  # a clean end: the last command is complete
 
-    def lines(self) -> Iterator[tuple[int, bytes]]:
+    def lines(self) -> Generator[tuple[int, bytes], None, None]:
         """(seq, raw line with its newline) for every verified record."""
         for seq, line, _ in self._scan():
             yield seq, line
@@ -450,6 +547,26 @@ def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
             continue
         rest = buf[cut:]
         yield buf[:cut] if rest else buf
+
+
+#: Only an input record's line holds this: ``type`` is its last key, and a command's own
+#: ``"type"`` (inside ``"command"``, or escaped in a raw string) is never followed by ``"h"``.
+_INPUT_MARK: Final = b'"type":"input","h":"'
+
+
+def _last_input(block: bytes) -> int | None:
+    """The seq of the last input record in a block of whole lines, or None."""
+    i = block.rfind(_INPUT_MARK)
+    if i < 0:
+        return None
+    line = block[block.rfind(b"\n", 0, i) + 1 : block.find(b"\n", i)]
+    try:
+        seq = orjson.loads(line).get("seq")
+    except (orjson.JSONDecodeError, AttributeError):
+        raise _Anomaly("json") from None
+    if type(seq) is not int:
+        raise _Anomaly("seq")
+    return seq
 
 
 def _selected(block: bytes, tokens: tuple[bytes, ...]) -> list[bytes]:
@@ -549,6 +666,7 @@ class LogWriter:
         self._failed: LogError | None = None
         #: The OS error that broke the writer, if one did.
         self.failure: OSError | None = None
+        self._rename_from = ""  # a resumed .gz: the file written, renamed over path on close
 
     @property
     def last_seq(self) -> int:
@@ -617,19 +735,61 @@ class LogWriter:
             raise ValueError(f"{p}: keep={keep} is past the good prefix (seq {last_seq})")
         cut = cut or reader.torn is not None
         torn = reader.torn if keep is None else None
+        if _is_gz(p):
+            return cls._resume_gz(p, reader.header, offset, last_seq, last_h, torn)
         try:
-            if cut or (not _is_gz(p) and os.path.getsize(p) != offset):
-                if _is_gz(p):
-                    _rewrite_gz_prefix(p, offset)
-                else:
-                    with open(p, "r+b") as f:
-                        f.truncate(offset)
-                        f.flush()
-                        os.fsync(f.fileno())
+            if cut or os.path.getsize(p) != offset:
+                with open(p, "r+b") as f:
+                    f.truncate(offset)
+                    f.flush()
+                    os.fsync(f.fileno())
             raw = _RawOut(p, "ab")
         except OSError as e:
             raise LogError(f"{p}: cannot resume: {e.strerror or e}") from None
         return cls(p, raw, reader.header, last_seq, last_h, torn)
+
+    @classmethod
+    def _resume_gz(
+        cls,
+        p: str,
+        header: Header,
+        length: int,
+        last_seq: int,
+        last_h: str,
+        torn: TornTail | None,
+    ) -> LogWriter:
+        """A gzip stream cannot be continued where it was cut: the kept prefix (``length``
+        uncompressed bytes) is compressed again into ``<log>.resume``, which the writer then
+        continues and :meth:`close` renames over the log. Deflate's output does not depend
+        on how its input is split, so the result is byte for byte the log an uninterrupted
+        writer makes that flushed only after the header (as :func:`replay.runner.run`
+        does; another flush is a sync point this cannot know about). Until then the log is
+        as it was (a crash leaves it, and a stale ``.resume`` file the next resume
+        overwrites)."""
+        tmp = p + ".resume"
+        try:
+            raw = _RawOut(tmp, "wb")
+        except OSError as e:
+            raise LogError(f"{p}: cannot resume: {e.strerror or e}") from None
+        w = cls(p, raw, header, last_seq, last_h, torn)
+        w._rename_from = tmp
+        try:
+            with gzip.open(p, "rb") as src:
+                # create() flushes the header alone: so does this, to keep the same bytes.
+                head = src.readline(MAX_LINE + 1)
+                w._out.write(head)
+                w._out.flush()
+                left = length - len(head)
+                while left:
+                    chunk = src.read(min(left, _BUFFER))
+                    if not chunk:  # cannot happen: these bytes were read once already
+                        raise OSError("log shrank while resuming")
+                    w._out.write(chunk)
+                    left -= len(chunk)
+        except (OSError, *_GZ_ERRORS) as e:
+            w.close_quietly()
+            raise LogError(f"{p}: cannot resume: {getattr(e, 'strerror', None) or e}") from None
+        return w
 
     def write(self, event: Event) -> None:
         """Append one event (seq must be ``last_seq + 1``)."""
@@ -694,13 +854,26 @@ class LogWriter:
                 try:
                     if self._out is not self._raw:
                         self._out.close()
-                    if fsync:
+                    if fsync or self._rename_from:
                         os.fsync(self._raw.fileno())
                 except OSError as e:
                     raise self._fail(e) from None
         finally:
             self._closed = True
             self._raw.close()
+            if self._rename_from:
+                self._finish_rename()
+
+    def _finish_rename(self) -> None:
+        tmp, self._rename_from = self._rename_from, ""
+        if self._failed is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return
+        try:
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise self._fail(e) from None
 
     def close_quietly(self) -> None:
         """Release the file without raising (after an error: what is buffered may be lost)."""
@@ -722,32 +895,3 @@ class LogWriter:
             self.close()
         else:
             self.close_quietly()
-
-
-def _rewrite_gz_prefix(path: str, length: int) -> None:
-    """Replace a .gz log by one holding the first ``length`` uncompressed bytes of it."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".resume-", suffix=".gz", dir=d)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, compresslevel=_GZ_LEVEL, mtime=0
-            ) as out,
-            gzip.open(path, "rb") as src,
-        ):
-            left = length
-            while left:
-                chunk = src.read(min(left, _BUFFER))
-                if not chunk:  # cannot happen: these bytes were read once already
-                    raise OSError("log shrank while resuming")
-                out.write(chunk)
-                left -= len(chunk)
-            out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -13,10 +13,18 @@ import attrs
 import orjson
 
 from clearsim.clearing import Config, Exchange
-from clearsim.events.codec import Header, LogError, LogExists
+from clearsim.events.codec import (
+    Header,
+    LogError,
+    LogExists,
+    encode_event,
+    encode_header,
+    seal,
+    split_record,
+)
 from clearsim.events.errors import ClearsimError
-from clearsim.events.log import LogWriter
-from clearsim.events.types import Rejected
+from clearsim.events.log import LogReader, LogWriter
+from clearsim.events.types import Event, Rejected
 
 #: A command line longer than this is refused as one malformed command, not read whole.
 MAX_COMMAND_LINE = 1 << 20
@@ -35,6 +43,8 @@ class RunSummary:
     rejected: int = 0
     events: int = 0
     last_seq: int = 0
+    #: With ``resume``: the seq the partial log was continued after (None: not resumed).
+    resumed_after: int | None = None
 
 
 def read_commands(path: str | os.PathLike[str]) -> Iterator[object]:
@@ -87,6 +97,7 @@ def run(
     *,
     seed: int = 0,
     force: bool = False,
+    resume: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> tuple[Exchange, RunSummary]:
     """Apply ``commands`` to a fresh exchange, writing every event to ``log_path``.
@@ -96,19 +107,90 @@ def run(
     directly). A run that fails removes its partial file: nothing is left behind and the
     destination is as it was. Refused, before anything is written: an existing non-empty
     ``log_path`` without ``force``, a ``LOG.partial`` left by an interrupted run without
-    ``force`` (see :func:`resume`), and an output that is the same file as one of
-    ``inputs`` (the files the commands and config come from), even with ``force``.
+    ``force``, and an output that is the same file as one of ``inputs`` (the files the
+    commands and config come from), even with ``force``.
+
+    With ``resume``, a ``LOG.partial`` left by a killed run of the same config, seed and
+    commands is continued: the commands are re-applied to a fresh exchange, the events the
+    partial log already holds are checked against them (byte for byte, chain verified) and
+    not written again, the log is cut back to its last complete command, and the rest is
+    appended; the result is the log an uninterrupted run writes, byte for byte (a ``.gz``
+    too). Without a partial file it is a plain run. A partial log of another run is
+    refused (start over with ``force``).
     """
     out = _Output(log_path, inputs)
-    out.refuse_existing(force)
     ex = Exchange(config)
     summary = RunSummary()
     header = Header.new(config.to_dict(), seed)
-    w = out.create(header)
-    with out.finishing(w):
-        _apply(ex, commands, w, summary)
+    if resume and not force and os.path.lexists(out.partial):
+        commands = iter(commands)
+        w, pending = _continue(out, header, ex, commands, summary)
+        with out.finishing(w):
+            w.write_many(pending)
+            _apply(ex, commands, w, summary)
+    else:
+        out.refuse_existing(force)
+        w = out.create(header)
+        with out.finishing(w):
+            _apply(ex, commands, w, summary)
     summary.last_seq = ex.seq.last
     return ex, summary
+
+
+def _continue(
+    out: _Output,
+    header: Header,
+    ex: Exchange,
+    commands: Iterator[object],
+    summary: RunSummary,
+) -> tuple[LogWriter, list[Event]]:
+    """Re-apply ``commands`` while the partial log holds their events (each must be the
+    logged record, byte for byte; the reader checks the chain), up to its last complete
+    command; then open it for appending there. The writer, and the events of the first
+    command the log does not hold in full (to write first)."""
+    path = out.partial
+    reader = LogReader(path)
+    if reader.header_line != seal("", encode_header(header))[0]:
+        raise LogError(
+            f"{path}: not a partial log of this run (its header differs: config, seed or "
+            "engine); start over with --force"
+        )
+    lines = reader.lines()
+    pending: list[Event] = []
+    kept = 0
+    try:
+        for cmd in commands:
+            events = ex.apply(cmd)
+            _count(summary, events)
+            for ev in events:
+                nxt = next(lines, None)
+                if nxt is None:
+                    pending = events  # the log ends before or inside this command
+                    break
+                if split_record(nxt[1])[0] != encode_event(ev):
+                    raise LogError(
+                        f"{path}: record seq {nxt[0]} is not what this run produces (other "
+                        "commands or another engine?); start over with --force"
+                    )
+            if pending:
+                break
+            kept = events[-1].seq
+        else:
+            if next(lines, None) is not None:
+                raise LogError(
+                    f"{path}: holds more records than this run produces; start over with --force"
+                )
+    finally:
+        lines.close()
+    summary.resumed_after = kept
+    return LogWriter.resume(path, keep=kept), pending
+
+
+def _count(summary: RunSummary, events: list[Event]) -> None:
+    summary.commands += 1
+    summary.events += len(events)
+    if type(events[-1]) is Rejected and events[-1].cause == events[0].seq:
+        summary.rejected += 1
 
 
 def _apply(
@@ -119,10 +201,7 @@ def _apply(
         events = ex.apply(cmd)
         if events[-1].seq > skip:
             w.write_many(events if events[0].seq > skip else [e for e in events if e.seq > skip])
-        summary.commands += 1
-        summary.events += len(events)
-        if type(events[-1]) is Rejected and events[-1].cause == events[0].seq:
-            summary.rejected += 1
+        _count(summary, events)
 
 
 class _Output:

@@ -29,7 +29,13 @@ from clearsim.replay.verify import VerifyResult
 
 
 def run_summary(s: RunSummary, output: str) -> str:
-    return (
+    resumed = (
+        ""
+        if s.resumed_after is None
+        else f"resumed the partial log after seq {s.resumed_after} (events up to there "
+        "checked, not written again)\n"
+    )
+    return resumed + (
         f"{s.commands} commands ({s.rejected} rejected) -> "
         f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
     )

@@ -58,6 +58,7 @@ class Verb:
     setup: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     usage: str | None = None
+    epilog: str | None = None
 
 
 # --------------------------------------------------------------------------- output
@@ -154,18 +155,47 @@ def _run_setup(r: argparse.ArgumentParser) -> None:
         type=int,
         help="scenario: overrides [scenario].seed; commands: recorded in the header (default 0)",
     )
-    r.add_argument("--force", action="store_true", help="overwrite an existing log")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing log (and start over from a left-over LOG.partial)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from LOG.partial (same config, seed and commands): "
+        "its events are checked, not written again, and the result is the log an "
+        "uninterrupted run writes; without a LOG.partial, a plain run",
+    )
+
+
+_RUN_EPILOG = (
+    "The log is written to LOG.partial (X.partial.gz for X.gz) beside LOG and renamed to\n"
+    "LOG only when the run has finished; a run that fails removes it. A run that was killed\n"
+    "leaves LOG.partial: continue it with --resume, or start over with --force (a plain run\n"
+    "refuses to start while it is there). An output that is one of the inputs is refused,\n"
+    "even with --force. An output that is not a regular file (a pipe, a device) is written\n"
+    "directly."
+)
 
 
 def _run(a: argparse.Namespace) -> int:
     _check_seed(a.seed)
+    if a.force and a.resume:
+        raise UsageError("run: give --force (start over) or --resume (continue), not both")
     if a.scenario is not None:
         if a.config is not None or a.commands is not None:
             raise UsageError("run: give a scenario file or --config and --commands, not both")
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
         _, summary = run(
-            sc.config, sc.commands(seed), a.output, seed=seed, force=a.force, inputs=[a.scenario]
+            sc.config,
+            sc.commands(seed),
+            a.output,
+            seed=seed,
+            force=a.force,
+            resume=a.resume,
+            inputs=[a.scenario],
         )
     else:
         if a.config is None or a.commands is None:
@@ -178,6 +208,7 @@ def _run(a: argparse.Namespace) -> int:
             a.output,
             seed=a.seed or 0,
             force=a.force,
+            resume=a.resume,
             inputs=[a.config, a.commands],
         )
     log.info(
@@ -361,7 +392,8 @@ VERBS: dict[str, Verb] = {
         _run_setup,
         _run,
         usage="clearsim run (SCENARIO.toml | --config C.toml --commands X.jsonl) -o LOG "
-        "[--seed N] [--force]",
+        "[--seed N] [--force | --resume]",
+        epilog=_RUN_EPILOG,
     ),
     "state": Verb("rebuild and print the state a log leads to", _state_setup, _state),
     "fund": Verb("insurance-fund timeline, clawback and ADL ledgers", _fund_setup, _fund),
