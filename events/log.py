@@ -711,34 +711,35 @@ class LogWriter:
         return w
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], *, keep: int | None = None) -> LogWriter:
+    def resume(cls, path: str | os.PathLike[str], *, at: Resume | None = None) -> LogWriter:
         """Open an existing log to append to: verify it, cut a torn tail, continue the chain.
 
         The log is cut back to its last complete command (the reader's good prefix, see the
-        module docstring), or, with ``keep``, to just after record ``keep`` (which must be
-        in the good prefix: a caller that re-executes the log knows where its last complete
-        command ends even when no tear shows it). Raises the reader's errors (CorruptLog,
-        NotALog, ...) and changes nothing if the log is corrupt before its tail.
+        module docstring), or, with ``at``, to just after the record it names (for a caller
+        that re-executed the log and knows where its last complete command ends even when no
+        tear shows it; the record is checked to be there, :class:`ResumeMismatch` if not;
+        ``at.seq == 0`` is the header). Raises the reader's errors (CorruptLog, NotALog,
+        ...) and changes nothing if the log is corrupt before its tail.
         """
         p = os.fspath(path)
         reader = LogReader(p)
-        offset = len(reader.header_line)
-        last_seq, last_h = 0, reader.last_h
-        cut = False
-        for seq, line in reader.lines():
-            if keep is not None and seq > keep:
-                cut = True
-                break
-            offset += len(line)
-            last_seq, last_h = seq, split_record(line)[1].decode("ascii")
-        if keep is not None and keep > last_seq:
-            raise ValueError(f"{p}: keep={keep} is past the good prefix (seq {last_seq})")
-        cut = cut or reader.torn is not None
-        torn = reader.torn if keep is None else None
+        torn: TornTail | None = None
+        if at is not None:
+            if at.seq:
+                reader.check_resume(at)
+            elif at.offset != len(reader.header_line):
+                raise ResumeMismatch(reader._err(f"the header does not end at byte {at.offset}"))
+            offset, last_seq, last_h = at.offset, at.seq, at.h.decode("ascii")
+            cut = True
+        else:
+            reader.verify()
+            torn = reader.torn
+            offset = torn.offset if torn is not None else -1
+            last_seq, last_h, cut = reader.last_seq, reader.last_h, torn is not None
         if _is_gz(p):
             return cls._resume_gz(p, reader.header, offset, last_seq, last_h, torn)
         try:
-            if cut or os.path.getsize(p) != offset:
+            if cut and os.path.getsize(p) != offset:
                 with open(p, "r+b") as f:
                     f.truncate(offset)
                     f.flush()
@@ -759,13 +760,13 @@ class LogWriter:
         torn: TornTail | None,
     ) -> LogWriter:
         """A gzip stream cannot be continued where it was cut: the kept prefix (``length``
-        uncompressed bytes) is compressed again into ``<log>.resume``, which the writer then
-        continues and :meth:`close` renames over the log. Deflate's output does not depend
-        on how its input is split, so the result is byte for byte the log an uninterrupted
-        writer makes that flushed only after the header (as :func:`replay.runner.run`
-        does; another flush is a sync point this cannot know about). Until then the log is
-        as it was (a crash leaves it, and a stale ``.resume`` file the next resume
-        overwrites)."""
+        uncompressed bytes; -1: all) is compressed again into ``<log>.resume``, which the
+        writer then continues and :meth:`close` renames over the log. Deflate's output
+        does not depend on how its input is split, so the result is byte for byte the log
+        an uninterrupted writer makes that flushed only after the header (as
+        :func:`replay.runner.run` does; another flush is a sync point this cannot know
+        about). Until then the log is as it was (a crash leaves it, and a stale
+        ``.resume`` file the next resume overwrites)."""
         tmp = p + ".resume"
         try:
             raw = _RawOut(tmp, "wb")
@@ -779,13 +780,15 @@ class LogWriter:
                 head = src.readline(MAX_LINE + 1)
                 w._out.write(head)
                 w._out.flush()
-                left = length - len(head)
+                left = length - len(head) if length >= 0 else -1  # -1: all of it
                 while left:
-                    chunk = src.read(min(left, _BUFFER))
-                    if not chunk:  # cannot happen: these bytes were read once already
-                        raise OSError("log shrank while resuming")
+                    chunk = src.read(min(left, _BUFFER) if left > 0 else _BUFFER)
+                    if not chunk:
+                        if left < 0:
+                            break
+                        raise OSError("log shrank while resuming")  # read once already
                     w._out.write(chunk)
-                    left -= len(chunk)
+                    left -= len(chunk) if left > 0 else 0
         except (OSError, *_GZ_ERRORS) as e:
             w.close_quietly()
             raise LogError(f"{p}: cannot resume: {getattr(e, 'strerror', None) or e}") from None

@@ -23,7 +23,7 @@ from clearsim.events.codec import (
     split_record,
 )
 from clearsim.events.errors import ClearsimError
-from clearsim.events.log import LogReader, LogWriter
+from clearsim.events.log import LogReader, LogWriter, Resume
 from clearsim.events.types import Event, Rejected
 
 #: A command line longer than this is refused as one malformed command, not read whole.
@@ -157,24 +157,29 @@ def _continue(
         )
     lines = reader.lines()
     pending: list[Event] = []
-    kept = 0
+    # The last complete command's last record: seq, the byte after it, its length and h.
+    offset = len(reader.header_line)
+    kept = Resume(0, offset, offset, reader.header_h.encode("ascii"))
     try:
         for cmd in commands:
             events = ex.apply(cmd)
             _count(summary, events)
+            line = b""
             for ev in events:
                 nxt = next(lines, None)
                 if nxt is None:
                     pending = events  # the log ends before or inside this command
                     break
-                if split_record(nxt[1])[0] != encode_event(ev):
+                line = nxt[1]
+                if split_record(line)[0] != encode_event(ev):
                     raise LogError(
                         f"{path}: record seq {nxt[0]} is not what this run produces (other "
                         "commands or another engine?); start over with --force"
                     )
+                offset += len(line)
             if pending:
                 break
-            kept = events[-1].seq
+            kept = Resume(events[-1].seq, offset, len(line), split_record(line)[1])
         else:
             if next(lines, None) is not None:
                 raise LogError(
@@ -182,8 +187,8 @@ def _continue(
                 )
     finally:
         lines.close()
-    summary.resumed_after = kept
-    return LogWriter.resume(path, keep=kept), pending
+    summary.resumed_after = kept.seq
+    return LogWriter.resume(path, at=kept), pending
 
 
 def _count(summary: RunSummary, events: list[Event]) -> None:

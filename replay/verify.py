@@ -228,5 +228,8 @@ def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> Verify
         res.lost_with_tail = len(pending)
         if res.torn is None:
             res.torn = TornTail.inside_command(*command_at, len(pending))
+            # the good prefix ends before that command: its events are not counted in it
+            res.events -= last_seq - command_at[0] + 1
+            res.commands -= 1
     res.seconds = time.perf_counter() - t0
     return res

@@ -100,12 +100,7 @@ def verify(res: VerifyResult) -> tuple[list[str], list[str]]:
     out: list[str] = []
     err: list[str] = []
     if res.torn is not None:
-        extra = (
-            f"; {res.lost_with_tail} event(s) of the last command were lost with it"
-            if res.lost_with_tail
-            else ""
-        )
-        err.append(f"warning: {res.torn}{extra}")
+        err.append(f"warning: {res.torn}")  # it says what was cut (lost_with_tail included)
     if res.corrupt is not None:
         out.append(f"FAIL chain broken at seq {res.corrupt.seq}: {res.corrupt}")
         out.append(f"  records before seq {res.corrupt.seq} re-executed identically")
