@@ -46,6 +46,7 @@ __all__ = [
     "seek_detail",
     "snap_path",
     "write_snapshots",
+    "write_snapshots_detail",
 ]
 
 SNAP_SUFFIX: Final = ".snap"
@@ -82,6 +83,13 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
     The log is read and verified in full (a corrupt record raises); records past a torn tail
     get no snapshot. The file is replaced atomically.
     """
+    return write_snapshots_detail(log_path, every)[0]
+
+
+def write_snapshots_detail(
+    log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
+) -> tuple[int, TornTail | None]:
+    """:func:`write_snapshots`, and the log's torn tail (None if it has none)."""
     if every < 1:
         raise ValueError("every: expected a positive number of records")
     path = os.fspath(log_path)
@@ -123,7 +131,7 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
             raise
     except OSError as e:
         raise LogError(f"{target}: cannot write: {e.strerror or e}") from None
-    return len(out)
+    return len(out), reader.torn
 
 
 def check_snapshots(log_path: str | os.PathLike[str]) -> tuple[int, str | None]:

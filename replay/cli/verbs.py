@@ -39,7 +39,7 @@ from clearsim.replay.snapshot import (
     check_snapshots,
     seek_detail,
     snap_path,
-    write_snapshots,
+    write_snapshots_detail,
 )
 from clearsim.replay.verify import verify
 
@@ -312,7 +312,8 @@ def _snapshot_setup(sn: argparse.ArgumentParser) -> None:
 def _snapshot(a: argparse.Namespace) -> int:
     if a.every < 1:
         raise UsageError("--every: expected a positive number of records")
-    n = write_snapshots(a.log, every=a.every)
+    n, torn = write_snapshots_detail(a.log, every=a.every)
+    _warn_torn(torn)
     _out(render.snapshots_written(n, a.every, snap_path(a.log)))
     return 0
 
@@ -373,10 +374,10 @@ def _cascade(a: argparse.Namespace) -> int:
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
     cs, idx, fmt = cascades(a.log, a.start, a.top)
+    _warn_torn(idx.torn)  # on stderr: --json output stays JSON
     if a.json:
         _json(render.cascade_json(cs, idx))
     else:
-        _warn_torn(idx.torn)
         text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
         _out("\n".join(text) + "\n")
     return 0
