@@ -1,27 +1,51 @@
 """The append-only event log on disk: the writer, the verifying streaming reader, torn tails.
 
 This module owns files: creating a log (header first), appending sealed records with buffered
-writes, resuming after a crash (cutting a torn last line and continuing the chain), gzip when
+writes, resuming after a crash (cutting a torn tail and continuing the chain), gzip when
 the name ends in ``.gz``, and reading a log back while verifying the checksum chain and the
 gapless seqs. What a record's bytes are is :mod:`events.codec`'s business.
 
+Commands are atomic on disk. A command's records are its ``input`` record and every record
+after it up to the next ``input``. The rule that makes a crash lose whole commands only:
+
+- *Writer.* :class:`LogWriter` hands the OS whole commands only: its buffer is written out
+  before an ``input`` record (or on :meth:`LogWriter.flush` / :meth:`LogWriter.close`,
+  which callers use between commands), so a command's records are in one ``write`` call,
+  and every write ends with a newline. A process killed between writes leaves complete
+  commands; one killed inside a write (or a machine that goes down) leaves a prefix of the
+  last write, possibly followed by garbage (zero-filled blocks).
+- *Reader.* The good prefix of a log ends at a command boundary. When the log has a torn
+  tail (below), the command the tear is in goes with it: the prefix ends before the last
+  ``input`` record preceding the tear (that command's earlier records are intact, but
+  nothing shows it was complete: its next record may have been the one torn). A log that
+  ends cleanly (a last line that is complete, a gzip stream with its trailer) is taken as
+  complete. Records before a log's first ``input`` belong to no command (a stream not
+  written by the engine) and are cut at the torn line only.
+- *The one gap.* A write cut exactly at a line end leaves a log that ends cleanly inside
+  a command: no record shows it. Re-execution does: ``verify``, ``state`` (through
+  :func:`replay.rebuild.rebuild`) and ``clearsim run --resume`` report it as a torn tail
+  (:meth:`TornTail.inside_command`) and cut it back; :meth:`LogWriter.resume` takes the
+  command boundary from them (``keep=``). Engine-free projections cannot tell. A ``.gz``
+  log has no gap: a cut stream lacks its trailer and is always torn.
+
 Failure model. A crash mid-write can only leave a *torn tail*: the last line incomplete (no
 newline), unparsable (zero-filled blocks after a crash), or failing its checksum; the reader
-stops cleanly before it and reports it in :attr:`LogReader.torn`, and
-:meth:`LogWriter.resume` cuts it off. Anything bad with more lines after it cannot come from a
-crash and is :class:`~events.codec.CorruptLog`, named by the seq expected at that position.
-So is a complete, well-formed last line carrying the wrong seq (a dropped record: a crash
-cannot write that). A gzip stream that ends early or fails to inflate is a torn tail too:
-everything decoded before the break is kept.
+stops cleanly before the command it is in and reports it in :attr:`LogReader.torn`, and
+:meth:`LogWriter.resume` cuts it off. Anything bad with more lines after it cannot come from
+a crash and is :class:`~events.codec.CorruptLog`, named by the seq expected at that position
+(the intact records before it are still read). So is a complete, well-formed last line
+carrying the wrong seq (a dropped record: a crash cannot write that). A gzip stream that
+ends early or fails to inflate is a torn tail too: everything decoded before the break, up
+to the last command boundary, is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
-import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 
@@ -46,7 +70,7 @@ from clearsim.events.codec import (
     to_event,
     unseal,
 )
-from clearsim.events.types import Event
+from clearsim.events.types import Event, Input
 
 __all__ = [
     "MAX_LINE",
@@ -85,8 +109,10 @@ def _is_gz(path: str | os.PathLike[str]) -> bool:
 
 @attrs.frozen
 class TornTail:
-    """Where a log's good prefix ends: the torn line (1-based), its byte offset in the
-    (uncompressed) stream, the seq of the last good record (0 = header only) and why."""
+    """Where a log's good prefix ends, which is always at a command boundary: the first line
+    left out (1-based) and its byte offset in the (uncompressed) stream (where a resumed log
+    is cut), the seq of the last record kept (0 = header only), and why (the torn line, and
+    the command cut with it)."""
 
     line_no: int
     offset: int
@@ -97,6 +123,21 @@ class TornTail:
         return (
             f"torn tail at line {self.line_no} (byte {self.offset}): {self.reason}; "
             f"records up to seq {self.last_good_seq} are intact"
+        )
+
+    @classmethod
+    def inside_command(cls, input_seq: int, offset: int, missing: int) -> TornTail:
+        """The tail of a log that ends at a line end inside the command whose input is record
+        ``input_seq`` (its line starts at byte ``offset``), ``missing`` of its events absent:
+        what a re-executing reader finds when a write was cut exactly at a line end."""
+        return cls(
+            line_no=input_seq + 1,
+            offset=offset,
+            last_good_seq=input_seq - 1,
+            reason=(
+                f"the log ends inside the command begun at seq {input_seq} "
+                f"({missing} of its events are missing)"
+            ),
         )
 
 
@@ -146,6 +187,11 @@ class LogReader:
     def header_line(self) -> bytes:
         """The header's raw line, newline included."""
         return self._header_line
+
+    @property
+    def header_h(self) -> str:
+        """The header's checksum (what the first record is chained onto)."""
+        return self._header_h.decode("ascii")
 
     # -- internals
 
@@ -222,14 +268,24 @@ class LogReader:
                 expect = line_no = resume.seq + 1  # one record a line, the header first
                 offset = resume.offset
                 self.last_seq, self.last_h = resume.seq, prev.decode("ascii")
+            # The records of the command being read are held back until the next input (or
+            # a clean end) shows the command is complete; a torn tail drops them with it.
+            # Records before the first input belong to no command (a stream not written by
+            # the engine): each is a boundary of its own.
+            held: list[tuple[int, bytes, dict[str, Any]]] = []
+            cut = (expect - 1, prev, offset, line_no)  # the last command boundary seen
+            commands = resume is not None
             while True:
                 line = next_line()
                 if not line:
                     if gz_error is not None:
-                        self._torn(line_no + 1, offset, expect - 1, gz_error)
+                        self._torn_at(cut, held, line_no + 1, gz_error)
+                    else:
+                        yield from held
                     return
                 line_no += 1
                 if len(line) > limit:
+                    yield from held  # intact records before a corrupt one are still read
                     raise LineTooLong(
                         self._err(f"line {line_no}: longer than {limit} bytes (seq {expect})"),
                         seq=expect,
@@ -244,15 +300,48 @@ class LogReader:
                     except orjson.JSONDecodeError:
                         seq = None
                     if seq == expect and type(seq) is int:
-                        yield expect, line, d
+                        if d.get("type") == "input":
+                            if held:
+                                yield from held
+                                held.clear()
+                            cut = (expect - 1, prev, offset, line_no - 1)
+                            commands = True
+                        if commands:
+                            held.append((expect, line, d))
+                        else:
+                            yield expect, line, d
+                            cut = (expect, h, offset + len(line), line_no)
                         prev = h
                         self.last_seq = expect
                         self.last_h = h.decode("ascii")
                         expect += 1
                         offset += len(line)
                         continue
-                self._bad(line, h, seq, expect, line_no, offset, next_line() != b"")
+                try:
+                    why = self._bad(line, h, seq, expect, line_no, next_line() != b"")
+                except CorruptLog:
+                    yield from held  # not a tear: the intact records before it are read
+                    raise
+                self._torn_at(cut, held, line_no, why)
                 return
+
+    def _torn_at(
+        self,
+        cut: tuple[int, bytes, int, int],
+        held: list[tuple[int, bytes, dict[str, Any]]],
+        torn_line: int,
+        why: str,
+    ) -> None:
+        """Record a torn tail found at ``torn_line``: the good prefix ends at the last command
+        boundary ``cut`` (the held records of the command the tear is in are left out)."""
+        seq, h, offset, line_no = cut
+        if held:
+            why += (
+                f" at line {torn_line}, inside the command begun at seq {seq + 1} "
+                f"(its {len(held)} intact record(s) are left out with it)"
+            )
+        self.last_seq, self.last_h = seq, h.decode("ascii")
+        self.torn = TornTail(line_no=line_no + 1, offset=offset, last_good_seq=seq, reason=why)
 
     def _resume(self, fh: IO[bytes], at: Resume) -> bytes:
         """Position ``fh`` after the record ``at`` names, checking it is that record."""
@@ -283,10 +372,9 @@ class LogReader:
         seq: object,
         expect: int,
         line_no: int,
-        offset: int,
         more: bool,
-    ) -> None:
-        """Classify a bad line: raise CorruptLog, or record a torn tail and return."""
+    ) -> str:
+        """Classify a bad line: raise CorruptLog, or return why it is a torn tail."""
         if not line.endswith(b"\n"):
             why, tearable = "incomplete last line (no newline)", True
         elif h is not None:
@@ -317,10 +405,7 @@ class LogReader:
                 seq=expect,
                 line_no=line_no,
             )
-        self._torn(line_no, offset, expect - 1, why)
-
-    def _torn(self, line_no: int, offset: int, last_good: int, reason: str) -> None:
-        self.torn = TornTail(line_no=line_no, offset=offset, last_good_seq=last_good, reason=reason)
+        return why
 
     # -- public
 
@@ -357,6 +442,8 @@ class LogReader:
             first = True
             prev = b""
             last_seq = 0
+            held: list[dict[str, Any]] = []
+            commands = False  # an input seen: records are held back by command from then on
             for block in _blocks(fh):
                 if first:
                     first = False
@@ -385,7 +472,17 @@ class LogReader:
                     if type(seq) is not int or seq <= last_seq:
                         raise _Anomaly("seq")
                     last_seq = seq
-                    yield d
+                    held.append(d)
+                # As in _scan: a command's records are held back until a later input shows
+                # it is complete; only the block's last input needs finding.
+                start = _last_input(block)
+                if start is None and not commands:
+                    start = last_seq + 1  # no input yet: no command to hold back
+                commands = commands or start is not None
+                if start is not None and held:
+                    keep = [d for d in held if d["seq"] >= start]
+                    yield from (d for d in held if d["seq"] < start)
+                    held = keep
                 if block:
                     tail = block[block.rfind(b"\n", 0, len(block) - 1) + 1 :]
                     try:
@@ -397,8 +494,9 @@ class LogReader:
                     self.last_seq = seq
                     if verify:
                         self.last_h = prev.decode("ascii")
+            yield from held  # a clean end: the last command is complete
 
-    def lines(self) -> Iterator[tuple[int, bytes]]:
+    def lines(self) -> Generator[tuple[int, bytes], None, None]:
         """(seq, raw line with its newline) for every verified record."""
         for seq, line, _ in self._scan():
             yield seq, line
@@ -451,6 +549,26 @@ def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
         yield buf[:cut] if rest else buf
 
 
+#: Only an input record's line holds this: ``type`` is its last key, and a command's own
+#: ``"type"`` (inside ``"command"``, or escaped in a raw string) is never followed by ``"h"``.
+_INPUT_MARK: Final = b'"type":"input","h":"'
+
+
+def _last_input(block: bytes) -> int | None:
+    """The seq of the last input record in a block of whole lines, or None."""
+    i = block.rfind(_INPUT_MARK)
+    if i < 0:
+        return None
+    line = block[block.rfind(b"\n", 0, i) + 1 : block.find(b"\n", i)]
+    try:
+        seq = orjson.loads(line).get("seq")
+    except (orjson.JSONDecodeError, AttributeError):
+        raise _Anomaly("json") from None
+    if type(seq) is not int:
+        raise _Anomaly("seq")
+    return seq
+
+
 def _selected(block: bytes, tokens: tuple[bytes, ...]) -> list[bytes]:
     """The lines of ``block`` holding any of ``tokens``, in order, without newlines."""
     starts: set[int] = set()
@@ -478,18 +596,53 @@ def read_log(path: str | os.PathLike[str]) -> tuple[Header, list[Event], TornTai
 # --------------------------------------------------------------------------- writer
 
 
+class _RawOut:
+    """An unbuffered file that writes everything it is given (``os.write`` may write less:
+    a signal, a pipe whose reader went away, a disk filling up) or raises ``OSError``."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        self._f = open(path, mode, buffering=0)  # noqa: SIM115 (owned by the writer)
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        fd = self._f.fileno()
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+
 class LogWriter:
     """Appends sealed records to a log; use :meth:`create` or :meth:`resume`, not the constructor.
 
-    Lines are gathered in memory and written in ~1 MiB chunks; :meth:`flush` pushes them to the
-    OS (and the disk with ``fsync=True``). Seqs must follow on from ``last_seq`` with no gap:
-    anything else is a bug in the caller and raises ValueError without writing.
+    Lines are gathered in memory and handed to the OS in ~1 MiB writes that always end at a
+    command boundary (the buffer is only written out before an ``input`` record, on
+    :meth:`flush` and on :meth:`close`), so a command's records go out in one ``write`` call
+    (see the module docstring). Call :meth:`flush` between commands, never inside one; it
+    pushes the records to the OS (and the disk with ``fsync=True``). Seqs must follow on from
+    ``last_seq`` with no gap: anything else is a bug in the caller and raises ValueError
+    without writing. A failed write is :class:`LogError` (the path and the OS's reason, one
+    line); the writer is then broken: every later call raises it again, and :meth:`close`
+    only releases the file.
     """
 
     def __init__(
         self,
         path: str,
-        raw: IO[bytes],
+        raw: IO[bytes] | _RawOut,
         header: Header,
         last_seq: int,
         last_h: str,
@@ -499,7 +652,7 @@ class LogWriter:
         self.header = header
         self.torn = torn  # what resume() cut off, if anything
         self._raw = raw
-        self._out: IO[bytes] = raw
+        self._out: IO[bytes] | _RawOut = raw
         if _is_gz(path):
             # mtime=0 and no file name: the same records always give the same .gz bytes.
             self._out = gzip.GzipFile(  # type: ignore[assignment]
@@ -510,6 +663,10 @@ class LogWriter:
         self._buf: list[bytes] = []
         self._size = 0
         self._closed = False
+        self._failed: LogError | None = None
+        #: The OS error that broke the writer, if one did.
+        self.failure: OSError | None = None
+        self._rename_from = ""  # a resumed .gz: the file written, renamed over path on close
 
     @property
     def last_seq(self) -> int:
@@ -527,46 +684,115 @@ class LogWriter:
     def create(
         cls, path: str | os.PathLike[str], header: Header, *, overwrite: bool = False
     ) -> LogWriter:
-        """Start a new log with ``header``; refuses an existing non-empty file unless told."""
+        """Start a new log with ``header``; refuses an existing non-empty file unless told.
+
+        The file is written in place (a device or a pipe works too): callers that want the
+        destination to appear only when complete write to a temporary name and rename it,
+        as :func:`replay.runner.run` does.
+        """
         p = os.fspath(path)
         body = encode_header(header)
         line, h = seal("", body)
         try:
-            if not overwrite and os.path.exists(p) and os.path.getsize(p) > 0:
+            if not overwrite and os.path.isfile(p) and os.path.getsize(p) > 0:
                 raise LogExists(f"{p}: already exists and is not empty (not overwriting)")
-            raw = open(p, "wb", buffering=0)  # noqa: SIM115 (owned by the writer)
+            raw = _RawOut(p, "wb")
         except OSError as e:
             raise LogError(f"{p}: cannot create: {e.strerror or e}") from None
         w = cls(p, raw, header, 0, "")
         w._buf.append(line)
         w._prev = h.encode("ascii")
         # The header goes out at once: a log whose header never reached the file is unreadable.
-        w.flush()
+        try:
+            w.flush()
+        except LogError:
+            w.close()
+            raise
         return w
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str]) -> LogWriter:
+    def resume(cls, path: str | os.PathLike[str], *, at: Resume | None = None) -> LogWriter:
         """Open an existing log to append to: verify it, cut a torn tail, continue the chain.
 
-        Raises the reader's errors (CorruptLog, NotALog, ...) and changes nothing if the log
-        is corrupt before its tail.
+        The log is cut back to its last complete command (the reader's good prefix, see the
+        module docstring), or, with ``at``, to just after the record it names (for a caller
+        that re-executed the log and knows where its last complete command ends even when no
+        tear shows it; the record is checked to be there, :class:`ResumeMismatch` if not;
+        ``at.seq == 0`` is the header). Raises the reader's errors (CorruptLog, NotALog,
+        ...) and changes nothing if the log is corrupt before its tail.
         """
         p = os.fspath(path)
         reader = LogReader(p)
-        torn = reader.verify()
+        torn: TornTail | None = None
+        if at is not None:
+            if at.seq:
+                reader.check_resume(at)
+            elif at.offset != len(reader.header_line):
+                raise ResumeMismatch(reader._err(f"the header does not end at byte {at.offset}"))
+            offset, last_seq, last_h = at.offset, at.seq, at.h.decode("ascii")
+            cut = True
+        else:
+            reader.verify()
+            torn = reader.torn
+            offset = torn.offset if torn is not None else -1
+            last_seq, last_h, cut = reader.last_seq, reader.last_h, torn is not None
+        if _is_gz(p):
+            return cls._resume_gz(p, reader.header, offset, last_seq, last_h, torn)
         try:
-            if torn is not None:
-                if _is_gz(p):
-                    _rewrite_gz_prefix(p, torn.offset)
-                else:
-                    with open(p, "r+b") as f:
-                        f.truncate(torn.offset)
-                        f.flush()
-                        os.fsync(f.fileno())
-            raw = open(p, "ab", buffering=0)  # noqa: SIM115 (owned by the writer)
+            if cut and os.path.getsize(p) != offset:
+                with open(p, "r+b") as f:
+                    f.truncate(offset)
+                    f.flush()
+                    os.fsync(f.fileno())
+            raw = _RawOut(p, "ab")
         except OSError as e:
             raise LogError(f"{p}: cannot resume: {e.strerror or e}") from None
-        return cls(p, raw, reader.header, reader.last_seq, reader.last_h, torn)
+        return cls(p, raw, reader.header, last_seq, last_h, torn)
+
+    @classmethod
+    def _resume_gz(
+        cls,
+        p: str,
+        header: Header,
+        length: int,
+        last_seq: int,
+        last_h: str,
+        torn: TornTail | None,
+    ) -> LogWriter:
+        """A gzip stream cannot be continued where it was cut: the kept prefix (``length``
+        uncompressed bytes; -1: all) is compressed again into ``<log>.resume``, which the
+        writer then continues and :meth:`close` renames over the log. Deflate's output
+        does not depend on how its input is split, so the result is byte for byte the log
+        an uninterrupted writer makes that flushed only after the header (as
+        :func:`replay.runner.run` does; another flush is a sync point this cannot know
+        about). Until then the log is as it was (a crash leaves it, and a stale
+        ``.resume`` file the next resume overwrites)."""
+        tmp = p + ".resume"
+        try:
+            raw = _RawOut(tmp, "wb")
+        except OSError as e:
+            raise LogError(f"{p}: cannot resume: {e.strerror or e}") from None
+        w = cls(p, raw, header, last_seq, last_h, torn)
+        w._rename_from = tmp
+        try:
+            with gzip.open(p, "rb") as src:
+                # create() flushes the header alone: so does this, to keep the same bytes.
+                head = src.readline(MAX_LINE + 1)
+                w._out.write(head)
+                w._out.flush()
+                left = length - len(head) if length >= 0 else -1  # -1: all of it
+                while left:
+                    chunk = src.read(min(left, _BUFFER) if left > 0 else _BUFFER)
+                    if not chunk:
+                        if left < 0:
+                            break
+                        raise OSError("log shrank while resuming")  # read once already
+                    w._out.write(chunk)
+                    left -= len(chunk) if left > 0 else 0
+        except (OSError, *_GZ_ERRORS) as e:
+            w.close_quietly()
+            raise LogError(f"{p}: cannot resume: {getattr(e, 'strerror', None) or e}") from None
+        return w
 
     def write(self, event: Event) -> None:
         """Append one event (seq must be ``last_seq + 1``)."""
@@ -578,12 +804,12 @@ class LogWriter:
         line, h = seal_bytes(self._prev, body)
         if len(line) > MAX_LINE:
             raise ValueError(f"event seq {event.seq}: record of {len(line)} bytes > MAX_LINE")
+        if self._size >= _BUFFER and type(event) is Input:
+            self._drain()  # a command boundary: the buffer holds whole commands only
         self._buf.append(line)
         self._prev = h
         self._last_seq += 1
         self._size += len(line)
-        if self._size >= _BUFFER:
-            self._drain()
 
     def write_many(self, events: Iterable[Event]) -> None:
         """Append events in order (stops at, and raises for, the first bad one)."""
@@ -591,32 +817,71 @@ class LogWriter:
         for ev in events:
             write(ev)
 
+    def _fail(self, e: OSError) -> LogError:
+        self.failure = e
+        self._failed = LogError(f"{self.path}: cannot write: {e.strerror or e}")
+        return self._failed
+
     def _drain(self) -> None:
+        if self._failed is not None:
+            raise self._failed
         if self._buf:
-            self._out.write(b"".join(self._buf))
+            data = b"".join(self._buf)
             self._buf.clear()
             self._size = 0
+            try:
+                self._out.write(data)
+            except OSError as e:
+                raise self._fail(e) from None
 
     def flush(self, fsync: bool = False) -> None:
         """Hand buffered records to the OS; with ``fsync`` also wait until they are on disk."""
         if self._closed:
             return
         self._drain()
-        self._out.flush()  # gzip: a sync flush, so a reader sees every record written so far
-        if fsync:
-            os.fsync(self._raw.fileno())
+        try:
+            self._out.flush()  # gzip: a sync flush, so a reader sees every record written so far
+            if fsync:
+                os.fsync(self._raw.fileno())
+        except OSError as e:
+            raise self._fail(e) from None
 
-    def close(self) -> None:
-        """Flush and close (a .gz gets its end-of-member trailer here)."""
+    def close(self, fsync: bool = False) -> None:
+        """Flush and close (a .gz gets its end-of-member trailer here); with ``fsync`` wait
+        until the file is on disk. After a failed write it only releases the file."""
         if self._closed:
             return
         try:
-            self._drain()
-            if self._out is not self._raw:
-                self._out.close()
+            if self._failed is None:
+                self._drain()
+                try:
+                    if self._out is not self._raw:
+                        self._out.close()
+                    if fsync or self._rename_from:
+                        os.fsync(self._raw.fileno())
+                except OSError as e:
+                    raise self._fail(e) from None
         finally:
             self._closed = True
             self._raw.close()
+            if self._rename_from:
+                self._finish_rename()
+
+    def _finish_rename(self) -> None:
+        tmp, self._rename_from = self._rename_from, ""
+        if self._failed is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return
+        try:
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise self._fail(e) from None
+
+    def close_quietly(self) -> None:
+        """Release the file without raising (after an error: what is buffered may be lost)."""
+        with contextlib.suppress(LogError):
+            self.close()
 
     def __enter__(self) -> LogWriter:
         return self
@@ -628,33 +893,8 @@ class LogWriter:
         tb: TracebackType | None,
     ) -> None:
         # Close on error too: every record handed to write() is complete and worth keeping.
-        self.close()
-
-
-def _rewrite_gz_prefix(path: str, length: int) -> None:
-    """Replace a .gz log by one holding the first ``length`` uncompressed bytes of it."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".resume-", suffix=".gz", dir=d)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, compresslevel=_GZ_LEVEL, mtime=0
-            ) as out,
-            gzip.open(path, "rb") as src,
-        ):
-            left = length
-            while left:
-                chunk = src.read(min(left, _BUFFER))
-                if not chunk:  # cannot happen: these bytes were read once already
-                    raise OSError("log shrank while resuming")
-                out.write(chunk)
-                left -= len(chunk)
-            out.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        # A failed close must not hide the error that is already on its way out.
+        if exc_type is None:
+            self.close()
+        else:
+            self.close_quietly()

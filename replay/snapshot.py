@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 import tempfile
+from contextlib import suppress
 from typing import Any, Final
 
 import attrs
@@ -45,6 +46,7 @@ __all__ = [
     "seek_detail",
     "snap_path",
     "write_snapshots",
+    "write_snapshots_detail",
 ]
 
 SNAP_SUFFIX: Final = ".snap"
@@ -81,10 +83,21 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
     The log is read and verified in full (a corrupt record raises); records past a torn tail
     get no snapshot. The file is replaced atomically.
     """
+    return write_snapshots_detail(log_path, every)[0]
+
+
+def write_snapshots_detail(
+    log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
+) -> tuple[int, TornTail | None]:
+    """:func:`write_snapshots`, and the log's torn tail (None if it has none)."""
     if every < 1:
         raise ValueError("every: expected a positive number of records")
     path = os.fspath(log_path)
+    target = snap_path(path)
     reader = LogReader(path)
+    with suppress(OSError):
+        if os.path.samefile(target, path):
+            raise SnapshotError(f"{target}: is the log {path} itself; refusing to write over it")
     led = Ledger(reader.header.config)
     apply = led.apply
     loads = orjson.loads
@@ -104,7 +117,6 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
             }
             # "seq" first, so a reader finds a snapshot without parsing the ledgers before it.
             out.append(orjson.dumps(meta)[:-1] + b',"ledger":' + _canonical(state) + b"}\n")
-    target = snap_path(path)
     d = os.path.dirname(os.path.abspath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".snap-", dir=d)
@@ -119,7 +131,7 @@ def write_snapshots(log_path: str | os.PathLike[str], every: int = DEFAULT_EVERY
             raise
     except OSError as e:
         raise LogError(f"{target}: cannot write: {e.strerror or e}") from None
-    return len(out)
+    return len(out), reader.torn
 
 
 def check_snapshots(log_path: str | os.PathLike[str]) -> tuple[int, str | None]:

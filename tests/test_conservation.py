@@ -563,6 +563,7 @@ class Checker:
         fills: dict[int, Fill] = {}
         settlements: dict[int, Settlement] = {}
         liq_settlements: dict[int, str] = {}  # settlement seq -> liquidated account
+        pool_before: dict[int, int] = {}  # settlement seq -> the fee pool just before it
         round_key: tuple[Any, ...] | None = None
         round_sum = 0
         for i, ev in enumerate(events):
@@ -611,6 +612,7 @@ class Checker:
                 assert f is not None, f"settlement not caused by a fill of its command: {where}"
                 self._check_settlement_shape(ev, f, where)
                 settlements[ev.seq] = ev
+                pool_before[ev.seq] = self.bal.get(FEES, 0)
                 self._move(ev.buyer, -ev.value - ev.buyer_fee)
                 self._move(ev.seller, ev.value - ev.seller_fee)
                 self._move(FEES, ev.buyer_fee + ev.seller_fee)
@@ -679,7 +681,7 @@ class Checker:
                 assert sum(p.values()) == 0, f"after seq {ev.seq}: {sym} positions {p}; {where}"
         assert round_sum == 0, f"funding round {round_key} pays {round_sum} in total"
         for seq, st_ in settlements.items():
-            self._check_fees(st_, fills[st_.cause], liq_settlements.get(seq), cmd)
+            self._check_fees(st_, fills[st_.cause], liq_settlements.get(seq), cmd, pool_before[seq])
 
     def _check_settlement_shape(self, ev: Settlement, f: Fill, where: object) -> None:
         assert (f.symbol, f.price, f.qty) == (ev.symbol, ev.price, ev.qty), (f, where)
@@ -692,7 +694,9 @@ class Checker:
         value = ev.qty * ev.price * self.k[ev.symbol]
         assert ev.value == value, f"value {ev.value} != qty x price x k = {value}: {where}"
 
-    def _check_fees(self, ev: Settlement, f: Fill, liquidated: str | None, cmd: object) -> None:
+    def _check_fees(
+        self, ev: Settlement, f: Fill, liquidated: str | None, cmd: object, pool: int
+    ) -> None:
         """Fees round in the exchange's favour (charges up, rebates down: both toward +inf);
         a liquidation order pays no trading fee (the liquidation fee replaces it)."""
         spec = self.ex.instruments[ev.symbol].spec
@@ -703,6 +707,14 @@ class Checker:
         buyer_ppm, seller_ppm = (taker, maker) if taker_buys else (maker, taker)
         want = (ceil(Fraction(ev.value * buyer_ppm, PPM)),
                 ceil(Fraction(ev.value * seller_ppm, PPM)))  # fmt: skip
+        if want[0] + want[1] < 0:
+            # A rebate is paid only from what the fee pool holds (a liquidation order pays
+            # no fee, so its maker's rebate could otherwise drive the pool below zero).
+            floor = -pool
+            if want[0] < 0:
+                want = (max(want[0], min(0, floor - want[1])), want[1])
+            else:
+                want = (want[0], max(want[1], min(0, floor - want[0])))
         got = (ev.buyer_fee, ev.seller_fee)
         assert got == want, f"fees {got}, expected {want}: settlement {ev} of command {cmd!r}"
 

@@ -3,7 +3,8 @@
 - The same scenario gives the same bytes under different ``PYTHONHASHSEED``s (subprocesses).
 - Every single-byte change in a golden log is found at its seq: a change inside record k is
   :class:`CorruptLog` with ``.seq == k``, or, only when it is in the last line (or merges
-  the last two lines), a torn tail after seq k - 1. A change in the header fails opening.
+  the last two lines), a torn tail ending before the command record k is in. A change in
+  the header fails opening.
 - A writer killed with SIGKILL at random points loses no complete event: the killed log's
   good prefix is the uninterrupted log's prefix byte for byte, and resuming it gives the
   uninterrupted log's bytes. The same for logs cut at random byte offsets (torn mid-line).
@@ -117,6 +118,12 @@ def test_every_single_byte_change_is_found_at_its_seq(tmp_path: Path) -> None:
                 hi = mid - 1
         return lo
 
+    inputs = [i for i, ln in enumerate(lines) if b'"type":"input","h"' in ln]
+
+    def boundary_before(k: int) -> int:
+        """The good prefix when line k is torn: up to the last input before it, exclusive."""
+        return max(i for i in inputs if i < k) - 1
+
     rng = random.Random(20261122)
     positions = rng.sample(range(len(data)), 200)
     # ... and the edges: the header's first and last byte, each byte kind of the last two
@@ -143,7 +150,8 @@ def test_every_single_byte_change_is_found_at_its_seq(tmp_path: Path) -> None:
             assert seq == k, where
         else:
             assert kind == "torn" and (k == last or merges_last), where
-            assert seq == k - 1, where
+            # the command the torn line is in goes with it (events.log's failure model)
+            assert seq == boundary_before(k), where
 
 
 # --------------------------------------------------------------------------- crashes

@@ -161,23 +161,38 @@ def test_broken_chain_is_reported_at_its_seq(log: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+def _last_input(lines: list[bytes]) -> int:
+    return max(i for i, ln in enumerate(lines) if orjson.loads(ln)["type"] == "input")
+
+
 def test_torn_tail_verifies_the_good_prefix(log: Path) -> None:
     data = log.read_bytes()
-    log.write_bytes(data[:-30])  # the last record loses its end
+    log.write_bytes(data[:-30])  # the last record loses its end ...
     res = verify(log)
-    assert res.ok and res.torn is not None and res.lost_with_tail == 1
+    # ... and the reader leaves out the whole command it is in (events.log's rule)
+    s = _last_input(lines_of(log)[:-1])
+    assert res.ok and res.torn is not None and res.torn.last_good_seq == s - 1
+    assert res.lost_with_tail == 0 and res.events == s - 1
     r = cli("verify", log)
     assert r.returncode == 0, r
     assert "good prefix" in r.stdout and "torn tail" in r.stderr
 
 
-def test_missing_events_at_the_end(log: Path) -> None:
+def test_missing_events_at_the_end_are_a_torn_tail(log: Path) -> None:
+    """Records dropped at a line end inside the last command (a write cut exactly there):
+    no line shows it, re-execution does, and it is a torn tail, not a divergence."""
     lines = lines_of(log)
-    log.write_bytes(b"".join(lines[:-2]))  # two complete records dropped: not torn
+    s = _last_input(lines)
+    assert len(lines) - s > 2, "the last command must have more than two records"
+    log.write_bytes(b"".join(lines[:-2]))
     res = verify(log)
-    n = len(lines) - 1
-    assert res.divergence is not None and res.divergence.seq == n - 1
-    assert res.divergence.logged is None and "lacks" in res.divergence.reason
+    assert res.ok and res.divergence is None and res.lost_with_tail == 2
+    assert res.torn is not None and res.torn.last_good_seq == s - 1
+    assert res.torn.offset == sum(map(len, lines[:s]))
+    assert f"inside the command begun at seq {s}" in str(res.torn)
+    r = cli("verify", log)
+    assert r.returncode == 0, r
+    assert "good prefix" in r.stdout and "torn tail" in r.stderr and "2 of its events" in r.stderr
 
 
 def test_extra_event_in_the_log(log: Path) -> None:

@@ -30,7 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="clearsim", description="Event-sourced exchange clearing simulator.")
     sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for name, verb in VERBS.items():
-        verb.setup(sub.add_parser(name, help=verb.help, usage=verb.usage))
+        verb.setup(
+            sub.add_parser(
+                name,
+                help=verb.help,
+                usage=verb.usage,
+                epilog=verb.epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     return p
 
 

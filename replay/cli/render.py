@@ -29,7 +29,13 @@ from clearsim.replay.verify import VerifyResult
 
 
 def run_summary(s: RunSummary, output: str) -> str:
-    return (
+    resumed = (
+        ""
+        if s.resumed_after is None
+        else f"resumed the partial log after seq {s.resumed_after} (events up to there "
+        "checked, not written again)\n"
+    )
+    return resumed + (
         f"{s.commands} commands ({s.rejected} rejected) -> "
         f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
     )
@@ -110,12 +116,7 @@ def verify(res: VerifyResult) -> tuple[list[str], list[str]]:
     out: list[str] = []
     err: list[str] = []
     if res.torn is not None:
-        extra = (
-            f"; {res.lost_with_tail} event(s) of the last command were lost with it"
-            if res.lost_with_tail
-            else ""
-        )
-        err.append(f"warning: {res.torn}{extra}")
+        err.append(f"warning: {res.torn}")  # it says what was cut (lost_with_tail included)
     if res.corrupt is not None:
         out.append(f"FAIL chain broken at seq {res.corrupt.seq}: {res.corrupt}")
         out.append(f"  records before seq {res.corrupt.seq} re-executed identically")

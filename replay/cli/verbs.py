@@ -30,7 +30,7 @@ from clearsim.replay.cli import render
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
 from clearsim.replay.projections.fund import fold_fund
-from clearsim.replay.projections.ledger import fold_ledger, state_view
+from clearsim.replay.projections.ledger import fold_ledger, state_view, time_span
 from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
 from clearsim.replay.runner import read_commands, run
@@ -39,7 +39,7 @@ from clearsim.replay.snapshot import (
     check_snapshots,
     seek_detail,
     snap_path,
-    write_snapshots,
+    write_snapshots_detail,
 )
 from clearsim.replay.verify import verify
 
@@ -58,6 +58,7 @@ class Verb:
     setup: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     usage: str | None = None
+    epilog: str | None = None
 
 
 # --------------------------------------------------------------------------- output
@@ -89,6 +90,25 @@ def _check_seed(seed: int | None) -> None:
 def _check_seq(seq: int | None) -> None:
     if seq is not None and seq < 0:
         raise UsageError("--at: expected a seq >= 0")
+
+
+def _check_at_in(at: int | None, last_seq: int) -> None:
+    """``--at`` past the log's last (good) record: refused, never clamped."""
+    if at is not None and at > last_seq:
+        raise UsageError(f"--at {at}: no such seq in the log (0..{last_seq})")
+
+
+def _check_time_in(log_path: str, t: int, led_seq: int, led_ts: int) -> None:
+    """``--time`` before the first or after the last record: refused, never clamped. The
+    fold stopped at the first record past ``t``; only when it folded nothing, or reached
+    ``t`` or beyond, can ``t`` be outside, and then the span is read to be sure."""
+    if led_seq and t < led_ts:
+        return
+    span = time_span(log_path)
+    if span is None:
+        raise UsageError(f"--time {t}: the log holds no events")
+    if not span[0] <= t <= span[1]:
+        raise UsageError(f"--time {t}: outside the log's time range ({span[0]}..{span[1]} µs)")
 
 
 # --------------------------------------------------------------------------- demo
@@ -135,23 +155,62 @@ def _run_setup(r: argparse.ArgumentParser) -> None:
         type=int,
         help="scenario: overrides [scenario].seed; commands: recorded in the header (default 0)",
     )
-    r.add_argument("--force", action="store_true", help="overwrite an existing log")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing log (and start over from a left-over LOG.partial)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from LOG.partial (same config, seed and commands): "
+        "its events are checked, not written again, and the result is the log an "
+        "uninterrupted run writes; without a LOG.partial, a plain run",
+    )
+
+
+_RUN_EPILOG = (
+    "The log is written to LOG.partial (X.partial.gz for X.gz) beside LOG and renamed to\n"
+    "LOG only when the run has finished; a run that fails removes it. A run that was killed\n"
+    "leaves LOG.partial: continue it with --resume, or start over with --force (a plain run\n"
+    "refuses to start while it is there). An output that is one of the inputs is refused,\n"
+    "even with --force. An output that is not a regular file (a pipe, a device) is written\n"
+    "directly."
+)
 
 
 def _run(a: argparse.Namespace) -> int:
     _check_seed(a.seed)
+    if a.force and a.resume:
+        raise UsageError("run: give --force (start over) or --resume (continue), not both")
     if a.scenario is not None:
         if a.config is not None or a.commands is not None:
             raise UsageError("run: give a scenario file or --config and --commands, not both")
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
-        _, summary = run(sc.config, sc.commands(seed), a.output, seed=seed, force=a.force)
+        _, summary = run(
+            sc.config,
+            sc.commands(seed),
+            a.output,
+            seed=seed,
+            force=a.force,
+            resume=a.resume,
+            inputs=[a.scenario],
+        )
     else:
         if a.config is None or a.commands is None:
             raise UsageError("run: expected a scenario file, or both --config and --commands")
         config = Config.from_toml(a.config)
-        commands = read_commands(a.commands)
-        _, summary = run(config, commands, a.output, seed=a.seed or 0, force=a.force)
+        commands = read_commands(a.commands)  # opened now: a missing file touches no output
+        _, summary = run(
+            config,
+            commands,
+            a.output,
+            seed=a.seed or 0,
+            force=a.force,
+            resume=a.resume,
+            inputs=[a.config, a.commands],
+        )
     log.info(
         "run finished",
         commands=summary.commands,
@@ -181,9 +240,11 @@ def _state(a: argparse.Namespace) -> int:
         if a.at is not None:
             raise UsageError("state: give --at or --time, not both")
         led, reader = fold_ledger(a.log, time=a.time)
+        _check_time_in(a.log, a.time, led.seq, led.ts)
         state = state_view(led)
     else:
         ex, reader = rebuild(a.log, a.at)
+        _check_at_in(a.at, reader.last_seq)
         state = ex.state()
     _warn_torn(reader.torn)
     _print_state(state, a.json)
@@ -205,9 +266,10 @@ def _seek_setup(sk: argparse.ArgumentParser) -> None:
 
 def _seek(a: argparse.Namespace) -> int:
     _check_seq(a.at)
-    if os.path.isfile(a.log) and not os.path.exists(snap_path(a.log)):
-        _err(f"note: no {snap_path(a.log)}, folding the whole log")
     r = seek_detail(a.log, a.at)
+    _check_at_in(a.at, r.ledger.seq)
+    if r.snapshot_seq is None and not os.path.exists(snap_path(a.log)):
+        _err(f"note: no {snap_path(a.log)}, folding the whole log")
     _warn_torn(r.torn)
     _print_state(state_view(r.ledger), a.json)
     return 0
@@ -250,7 +312,8 @@ def _snapshot_setup(sn: argparse.ArgumentParser) -> None:
 def _snapshot(a: argparse.Namespace) -> int:
     if a.every < 1:
         raise UsageError("--every: expected a positive number of records")
-    n = write_snapshots(a.log, every=a.every)
+    n, torn = write_snapshots_detail(a.log, every=a.every)
+    _warn_torn(torn)
     _out(render.snapshots_written(n, a.every, snap_path(a.log)))
     return 0
 
@@ -311,10 +374,10 @@ def _cascade(a: argparse.Namespace) -> int:
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
     cs, idx, fmt = cascades(a.log, a.start, a.top)
+    _warn_torn(idx.torn)  # on stderr: --json output stays JSON
     if a.json:
         _json(render.cascade_json(cs, idx))
     else:
-        _warn_torn(idx.torn)
         text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
         _out("\n".join(text) + "\n")
     return 0
@@ -330,7 +393,8 @@ VERBS: dict[str, Verb] = {
         _run_setup,
         _run,
         usage="clearsim run (SCENARIO.toml | --config C.toml --commands X.jsonl) -o LOG "
-        "[--seed N] [--force]",
+        "[--seed N] [--force | --resume]",
+        epilog=_RUN_EPILOG,
     ),
     "state": Verb("rebuild and print the state a log leads to", _state_setup, _state),
     "fund": Verb("insurance-fund timeline, clawback and ADL ledgers", _fund_setup, _fund),

@@ -28,7 +28,7 @@ from clearsim.events.types import Event
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.projections.cash import Record, cash_moves, initial_fund
 
-__all__ = ["Ledger", "LedgerState", "fold_ledger", "state_view"]
+__all__ = ["Ledger", "LedgerState", "fold_ledger", "state_view", "time_span"]
 
 
 class Ledger:
@@ -207,6 +207,16 @@ def fold_ledger(
             break
         apply(d)
     return led, reader
+
+
+def time_span(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The ts of the first and of the last record of a log's good prefix (None: no records)."""
+    first = last = None
+    for d in LogReader(path).records():
+        if first is None:
+            first = d["ts"]
+        last = d["ts"]
+    return None if first is None or last is None else (first, last)
 
 
 class _Account:
