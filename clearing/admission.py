@@ -48,21 +48,10 @@ def _band(inst: Instrument, price: int) -> str | None:
 
 
 def _order(ex: Exchange, c: C.Order) -> str | None:
-    acct = ex.accounts.get(c.account)
-    if acct is None:
-        return reason(R.UNKNOWN_ACCOUNT, c.account)
-    inst = ex.instruments.get(c.symbol)
-    if inst is None:
-        return reason(R.UNKNOWN_SYMBOL, c.symbol)
-    if inst.halted_until > c.ts:
-        return reason(R.HALTED, c.symbol)
-    try:
-        qty = inst.grid.qty(c.qty)
-        price = None if c.price is None else inst.grid.price(c.price)
-    except GridError as e:
-        return reason(R.OFF_GRID, str(e))
-    if price is not None and (why := _band(inst, price)) is not None:
-        return why
+    terms = orders.order_terms(ex, c)
+    if isinstance(terms, str):
+        return terms
+    acct, inst, qty, price = terms
     if c.reduce_only:
         got = orders.reduce_only_qty(ex, acct, inst, c.side, qty)
         return got if isinstance(got, str) else None

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange
 
 
-def order(ex: Exchange, out: list[Event], cause: int, c: C.Order) -> str | None:
+def order_terms(ex: Exchange, c: C.Order) -> tuple[Account, Instrument, int, int | None] | str:
+    """An order's account, instrument, lots and limit ticks, or why it is refused for what
+    it is (no money involved: also :mod:`~clearsim.clearing.admission`'s check)."""
     acct = ex.accounts.get(c.account)
     if acct is None:
         return reason(R.UNKNOWN_ACCOUNT, c.account)
@@ -38,11 +40,21 @@ def order(ex: Exchange, out: list[Event], cause: int, c: C.Order) -> str | None:
         price = None if c.price is None else inst.grid.price(c.price)
     except GridError as e:
         return reason(R.OFF_GRID, str(e))
-    side = c.side
     mark = inst.mark
     band = inst.spec.band_ppm
     if price is not None and band and mark is not None and abs(price - mark) * PPM > band * mark:
         return reason(R.PRICE_OUTSIDE_BAND)
+    return acct, inst, qty, price
+
+
+def order(ex: Exchange, out: list[Event], cause: int, c: C.Order) -> str | None:
+    terms = order_terms(ex, c)
+    if isinstance(terms, str):
+        return terms
+    acct, inst, qty, price = terms
+    side = c.side
+    mark = inst.mark
+    band = inst.spec.band_ppm
     if c.reduce_only:
         qty_or_reason = reduce_only_qty(ex, acct, inst, side, qty)
         if isinstance(qty_or_reason, str):
