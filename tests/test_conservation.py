@@ -804,20 +804,24 @@ class Checker:
                 assert events[-1] is rejections[0], where
                 assert self.snapshot() == before, f"a rejected command changed state; {where}"
             else:
-                self._only_scheduled(others, where)
+                self._only_scheduled(others, events[0].seq, where)
         elif len(events) > 1 and all(type(e) is OrderRejected for e in events[1:]):
             assert self.snapshot() == before, f"a refused order changed state; {where}"
         if not rejections and isinstance(cmd, dict) and cmd.get("type") == "funding":
             self._check_funding_rate(cmd, events, where)
         self._check_liquidations(events, where)
 
-    def _only_scheduled(self, others: list[Event], where: str) -> None:
+    def _only_scheduled(self, others: list[Event], input_seq: int, where: str) -> None:
         """A rejected command may only carry what fell due as its ts passed (funding rounds,
-        a clawback period's end) and the consequences of that."""
+        a clawback period's end) and the consequences of that — including the retry of a
+        liquidation queued by an earlier command, whose events name that earlier trigger,
+        once what fell due has moved its account's money."""
         assert self.scheduled, f"rejected command emitted events {others}; {where}"
         caused: set[int] = set()
+        due = False
         for e in others:
-            if type(e) in (Funding, Clawback) or e.cause in caused:
+            due = due or type(e) in (Funding, Clawback)
+            if type(e) in (Funding, Clawback) or e.cause in caused or (due and e.cause < input_seq):
                 caused.add(e.seq)
             else:
                 raise AssertionError(f"rejected command emitted {e}; {where}")
