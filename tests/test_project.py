@@ -272,13 +272,20 @@ def test_cli_fund_and_state_time(log: Path) -> None:
     assert r.returncode == 2 and r.stderr.startswith("error:")
 
 
-@pytest.mark.parametrize("waterfall", ["default", "takeover", "clawback", "backstop"])
+@pytest.mark.parametrize(
+    "waterfall", ["default", "takeover", "clawback", "backstop", "preset:binance", "preset:bitmex"]
+)
 def test_projection_matches_the_engine(waterfall: str, tmp_path: Path) -> None:
-    """A seeded random session under each waterfall: the projected state equals the
-    engine's ``state()`` and the fund fold ends at the fund's cash and equity."""
+    """A seeded random session under each waterfall (and two presets: binance liquidates at
+    E <= MM, which the projected liquidation prices must honour too): the projected state
+    equals the engine's ``state()`` and the fund fold ends at the fund's cash and equity."""
     import random
 
-    cfg = make_config(waterfall=waterfall, fund="0" if waterfall != "takeover" else "1000")
+    preset = waterfall.removeprefix("preset:") if waterfall.startswith("preset:") else None
+    wf = "default" if preset else waterfall
+    cfg = make_config(waterfall=wf, fund="0" if wf != "takeover" and not preset else "1000")
+    if preset:
+        cfg["exchange"]["preset"] = preset
     ex = Exchange(Config.from_dict(cfg))
     gen = CommandGen(6)
     path = tmp_path / "s.jsonl"

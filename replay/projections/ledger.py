@@ -264,6 +264,7 @@ class LedgerState:
         self.seq = led.seq
         self.ts = led.ts
         self.scale = int(10**cfg.collateral_decimals)
+        self._at_equal = cfg.waterfall.liquidate_at_equal  # E <= MM liquidates (Binance)
         self._instruments = {s.symbol: _Instrument(s, led) for s in cfg.instruments}
         self._accounts = {
             aid: _Account(aid, bal, led.net_deposits.get(aid, 0), led.positions.get(aid, {}))
@@ -303,7 +304,7 @@ class LedgerState:
             return None
         base_e, base_mm, _ = self._base(acct, symbol)
         inst = self._instruments[symbol]
-        return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price())
+        return liquidation_price(inst.spec, pos.qty, base_e, base_mm, inst.price(), self._at_equal)
 
 
 def state_view(led: Ledger) -> dict[str, Any]:
