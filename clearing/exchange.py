@@ -36,6 +36,7 @@ from clearsim.clearing.accounts import SYSTEM, Account
 from clearsim.clearing.config import Config
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Ledger
+from clearsim.clearing.steps.adl import AdlCache
 from clearsim.events import commands as C
 from clearsim.events.commands import command_of_record, parse_command, record_form
 from clearsim.events.rejects import RejectCode as R
@@ -75,6 +76,8 @@ class Exchange:
         self.period = 1  # clawback period number
         self.period_base: dict[str, int] = {}  # account -> equity - net deposits at period start
         self.next_clawback = 0  # µs, for a clawback period of N seconds
+        #: the ADL ranking heaps of the current command (steps.adl)
+        self.adl_cache = AdlCache()
 
     # ------------------------------------------------------------------ construction
 
