@@ -152,6 +152,7 @@ def context(ex: Exchange, out: list[Event]) -> WaterfallContext:
         risk=ex.risk,
         after_book=ex.after_book_events,
         after_change=ex.after_balance_change,
+        adl_cache=ex.adl_cache,
     )
 
 

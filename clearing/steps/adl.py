@@ -255,8 +255,7 @@ def ranking(
     waterfall context of an exchange with an ``adl_cache``, the heap is kept between the
     steps of a command (see :class:`AdlCache`); otherwise it is one scoring pass.
     """
-    cache = getattr(getattr(ex, "risk", None), "__self__", None)
-    cache = getattr(cache, "adl_cache", None)
+    cache = ex.adl_cache if isinstance(ex, WaterfallContext) else None
     if not isinstance(cache, AdlCache) or not isinstance(ex, WaterfallContext):
         return _full_ranking(ex, inst, long_side, exclude)
     cached = cache.ranking(ex, inst, long_side, exclude)

@@ -74,8 +74,8 @@ class WaterfallContext:
     """What the steps of one liquidation see of the exchange (see the module docstring)."""
 
     __slots__ = (
-        "_after_book", "_after_change", "accounts", "instruments", "ledger", "may_socialise",
-        "out", "risk", "seq", "ts", "waterfall",
+        "_after_book", "_after_change", "accounts", "adl_cache", "instruments", "ledger",
+        "may_socialise", "out", "risk", "seq", "ts", "waterfall",
     )  # fmt: skip
 
     def __init__(
@@ -91,6 +91,7 @@ class WaterfallContext:
         risk: Risk,
         after_book: AfterBook,
         after_change: AfterChange,
+        adl_cache: object = None,
     ) -> None:
         self.out = out
         self.ts = ts
@@ -104,6 +105,8 @@ class WaterfallContext:
         self.risk = risk
         self._after_book = after_book
         self._after_change = after_change
+        #: the exchange's ADL ranking cache (``steps.adl.AdlCache``), kept between steps
+        self.adl_cache = adl_cache
 
     @property
     def fund(self) -> Account:
