@@ -404,3 +404,111 @@ def test_errors_do_not_depend_on_the_environment(scenario: dict[str, Any], tmp_p
     env = {**os.environ, "PYTHONHASHSEED": "123", "LC_ALL": "C", "TERM": "dumb"}
     r = cli("state", tmp_path / "nope.jsonl", env=env)
     assert_user_error(r, "nope.jsonl")
+
+
+# --------------------------------------------------------------------------- self-explaining
+
+
+def test_version() -> None:
+    import clearsim
+
+    r = cli("--version")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.strip() == f"clearsim {clearsim.__version__}"
+
+
+def test_bare_clearsim_prints_the_usage_and_the_verbs() -> None:
+    """No verb: the usage and every verb with its one-line description, exit 2."""
+    from clearsim.replay.cli import VERBS
+
+    r = cli()
+    assert r.returncode == 2
+    shown = " ".join((r.stdout + r.stderr).split())
+    assert "usage: clearsim" in shown
+    for name, verb in VERBS.items():
+        assert name in shown
+        assert " ".join(verb.help.split()) in shown, name
+
+
+def test_every_verb_explains_itself() -> None:
+    """Every verb's ``--help``: its one-line description and at least one example."""
+    from clearsim.replay.cli import VERBS
+
+    for name, verb in VERBS.items():
+        r = cli(name, "--help")
+        assert r.returncode == 0, (name, r.stderr)
+        text = " ".join(r.stdout.split())
+        assert " ".join(verb.help.split()) in text, name
+        assert "example" in text.lower(), name
+        assert f"clearsim {name}" in text.split("example", 1)[1], name
+
+
+def test_parse_time() -> None:
+    from clearsim.replay.cli.times import parse_time
+
+    t = 1_584_009_480_000_000  # 2020-03-12T10:38:00Z
+    assert parse_time("2020-03-12T10:38:00Z") == t
+    assert parse_time("2020-03-12T10:38:00.5+00:00") == t + 500_000
+    assert parse_time("2020-03-12T10:38:00.000001Z") == t + 1
+    assert parse_time("2020-03-12T12:38:00.999999+02:00") == t + 999_999
+    assert parse_time("2020-03-12T10:38:00.1234560Z") == t + 123_456
+    assert parse_time(str(t)) == t
+    assert parse_time("0") == 0
+    # far from the epoch, where a float would lose the µs
+    assert parse_time("9999-12-31T23:59:59.999999Z") == 253_402_300_799_999_999
+    for bad in ("nope", "", "2020-03-12T10:38:00", "2020-03-12", "2020-03-12T10:38:00.1234567Z",
+                "1.5"):  # fmt: skip
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_state_time_accepts_iso_8601(scenario: dict[str, Any]) -> None:
+    """``--time`` as ISO-8601 UTC gives the state its µs gives."""
+    import datetime as dt
+
+    ts = T0 + 3
+    iso = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts)).isoformat()
+    assert state_json(scenario["log"], "--time", iso) == state_json(
+        scenario["log"], "--time", str(ts)
+    )
+
+
+@pytest.mark.parametrize("value", ["nope", "2020-03-12T10:38:00", "1.5"])
+def test_state_bad_time_names_the_flag(scenario: dict[str, Any], value: str) -> None:
+    assert_user_error(cli("state", scenario["log"], "--time", value), "--time")
+
+
+@pytest.fixture(scope="module")
+def long_cascade_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    log = tmp_path_factory.mktemp("story") / "long_cascade.log"
+    scenario = Path(__file__).parent.parent / "fixtures" / "long_cascade" / "scenario.toml"
+    r = cli("run", scenario, "-o", log)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    return log
+
+
+def test_story_of_a_log_tells_the_demo_story(long_cascade_log: Path) -> None:
+    r = cli("story", long_cascade_log)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stderr.strip() == ""
+    lines = r.stdout.splitlines()
+    for section in ("Market", "Liquidations", "Waterfall", "Insurance fund", "System debt",
+                    "Largest cascade"):  # fmt: skip
+        assert section in lines, section
+    assert "no liquidations" not in r.stdout
+
+
+def test_story_of_a_torn_log_warns(long_cascade_log: Path, tmp_path: Path) -> None:
+    data = long_cascade_log.read_bytes()
+    torn = tmp_path / "torn.log"
+    torn.write_bytes(data[: len(data) - 40])
+    r = cli("story", torn)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:"), r.stderr
+    assert "Largest cascade" in r.stdout.splitlines()
+
+
+def test_story_of_a_missing_log(tmp_path: Path) -> None:
+    assert_user_error(cli("story", tmp_path / "nope.log"), "nope.log")

@@ -15,8 +15,9 @@ from typing import NoReturn
 
 import structlog
 
+import clearsim
 from clearsim.events.errors import ClearsimError
-from clearsim.replay.cli.verbs import VERBS, UsageError
+from clearsim.replay.cli.verbs import VERBS, UsageError, help_epilog
 
 __all__ = ["VERBS", "UsageError", "main"]
 
@@ -27,15 +28,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="clearsim", description="Event-sourced exchange clearing simulator.")
+    p = _Parser(
+        prog="clearsim",
+        description="Event-sourced exchange clearing simulator.",
+        epilog="`clearsim VERB --help` explains a verb, with examples.",
+    )
+    p.add_argument("--version", action="version", version=f"clearsim {clearsim.__version__}")
     sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for name, verb in VERBS.items():
         verb.setup(
             sub.add_parser(
                 name,
                 help=verb.help,
+                description=verb.help,
                 usage=verb.usage,
-                epilog=verb.epilog,
+                epilog=help_epilog(name),
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
         )
@@ -45,7 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        if not (sys.argv[1:] if argv is None else list(argv)):
+            # No verb: the usage and the verb list (stdout), then the one error line.
+            parser.print_help(sys.stdout)
+            raise UsageError("no verb given: choose one of the verbs above")
+        args = parser.parse_args(argv)
         return int(VERBS[args.verb].run(args))
     except ClearsimError as e:
         print(f"error: {e}", file=sys.stderr)

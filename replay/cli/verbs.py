@@ -23,10 +23,11 @@ import structlog
 
 from clearsim.clearing import Config
 from clearsim.events.errors import ClearsimError
-from clearsim.events.log import LogReader
+from clearsim.events.log import LogReader, TornTail
 from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenarios as scn
 from clearsim.replay.cli import render
+from clearsim.replay.cli.times import TIME_HELP, parse_time
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
 from clearsim.replay.projections.fund import fold_fund
@@ -133,12 +134,33 @@ def _demo(a: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         _, summary = run(sc.config, sc.commands(seed), path, seed=seed, force=a.force)
         t1 = time.perf_counter()
-        reader = LogReader(path)
-        story = Story(reader.header.config).feed_all(reader.events())
+        story, _ = read_story(path)
         t2 = time.perf_counter()
         where = str(path) if a.output else "a temporary log"
         _out(render.demo_timing(summary, where, t1 - t0, t2 - t1))
         _out(render.story_text(story))
+    return 0
+
+
+# --------------------------------------------------------------------------- story
+
+
+def read_story(path: str | Path) -> tuple[Story, TornTail | None]:
+    """The story folded from the log at ``path`` alone (checksums verified, no engine), and
+    its torn tail if any: what ``demo`` and ``story`` print."""
+    reader = LogReader(path)
+    story = Story(reader.header.config).feed_all(reader.events())
+    return story, reader.torn
+
+
+def _story_setup(st: argparse.ArgumentParser) -> None:
+    st.add_argument("log")
+
+
+def _story(a: argparse.Namespace) -> int:
+    story, torn = read_story(a.log)
+    _warn_torn(torn)
+    _out(render.story_text(story))
     return 0
 
 
@@ -229,7 +251,10 @@ def _state_setup(s: argparse.ArgumentParser) -> None:
     s.add_argument("log")
     s.add_argument("--at", type=int, metavar="SEQ", help="state after the command holding SEQ")
     s.add_argument(
-        "--time", type=int, metavar="T", help="state at simulated time T (µs), by projection"
+        "--time",
+        type=_time_arg,
+        metavar="T",
+        help=f"state at simulated time T ({TIME_HELP}), by projection",
     )
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -388,6 +413,7 @@ def _cascade(a: argparse.Namespace) -> int:
 #: Every verb, in the order ``clearsim --help`` lists them.
 VERBS: dict[str, Verb] = {
     "demo": Verb("run the bundled crash scenario end to end, tell its story", _demo_setup, _demo),
+    "story": Verb("the waterfall story of any log, as the demo tells it", _story_setup, _story),
     "run": Verb(
         "run a scenario file, or a config and a command file, into a log",
         _run_setup,
@@ -414,3 +440,47 @@ VERBS: dict[str, Verb] = {
         _cascade,
     ),
 }
+
+
+# --------------------------------------------------------------------------- times, help
+
+
+def _time_arg(text: str) -> int:
+    """argparse ``type=`` for a time flag: the error names the flag (argparse adds it)."""
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+#: Each verb's examples, shown in its ``--help`` epilog (every verb has at least one).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "demo": ("clearsim demo", "clearsim demo -o crash.log --seed 7"),
+    "story": ("clearsim story crash.log",),
+    "run": (
+        "clearsim run replay/scenarios/crash.toml -o crash.log",
+        "clearsim run --config exchange.toml --commands day.jsonl -o day.log.gz",
+        "clearsim run replay/scenarios/crash.toml -o crash.log --resume",
+    ),
+    "state": (
+        "clearsim state crash.log --json",
+        "clearsim state crash.log --at 1200",
+        "clearsim state crash.log --time 2020-03-12T10:38:00Z",
+    ),
+    "fund": ("clearsim fund crash.log", "clearsim fund crash.log --csv > fund.csv"),
+    "snapshot": ("clearsim snapshot crash.log --every 50000",),
+    "seek": ("clearsim seek crash.log --at 44208 --json",),
+    "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
+    "diff": ("clearsim diff a.log b.log",),
+    "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+}
+
+
+def help_epilog(name: str) -> str | None:
+    """A verb's epilog: its own text, then its examples."""
+    verb = VERBS[name]
+    examples = EXAMPLES.get(name, ())
+    parts = [verb.epilog] if verb.epilog else []
+    if examples:
+        parts.append("examples:\n" + "\n".join(f"  {x}" for x in examples))
+    return "\n\n".join(parts) or None
