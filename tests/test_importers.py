@@ -78,6 +78,25 @@ def test_tardis_ticker_funding_once_per_timestamp_when_reached(tmp_path: Path) -
     assert {c["symbol"] for c in got} == {"BTC"}
 
 
+def test_tardis_ticker_funding_per_symbol(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "t.csv",
+        TICKER_HEAD
+        + f"x,A,{T0 - S},0,{T0},0.0001,0,1,1,1.0,1.0\n"
+        + f"x,B,{T0 - S},0,{T0},0.0005,0,1,1,2.0,2.0\n"
+        + f"x,A,{T0 + S},0,{T0 + 3600 * S},0.0002,0,1,1,1.5,1.5\n"
+        + f"x,B,{T0 + S},0,{T0 + 3600 * S},0.0006,0,1,1,2.5,2.5\n",
+    )
+    assert run_import("tardis", [f], tmp_path) == [
+        ip(T0 - S, "1.0", "A"),
+        ip(T0 - S, "2.0", "B"),
+        fu(T0, "0.0001", "A"),
+        fu(T0, "0.0005", "B"),  # due as soon as any row reaches it: the output stays in order
+        ip(T0 + S, "1.5", "A"),
+        ip(T0 + S, "2.5", "B"),
+    ]
+
+
 def test_tardis_trades_ns_timestamps_divided(tmp_path: Path) -> None:
     f = write(
         tmp_path / "tr.csv",

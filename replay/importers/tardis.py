@@ -4,7 +4,8 @@ The kind is read from the header. Timestamps are µs; 19-digit (ns) values, as i
 exports, are divided by 1000 and noted in the summary. ``derivative_ticker``: an
 ``index_price`` per row from ``index_price`` (``mark_price`` with ``price="mark"``), and one
 ``funding`` per distinct ``funding_timestamp`` once a row's ``timestamp`` has reached it,
-at that funding timestamp, with the ``funding_rate`` of the last row that announced it.
+at that funding timestamp, with the ``funding_rate`` of the last row that announced it
+(per symbol; a funding time not reached by the end of the file is not emitted).
 ``trades``: an ``index_price`` per trade, at the trade price. Streamed row by row.
 """
 
@@ -46,8 +47,9 @@ def read(src: Source, *, symbol: str | None = None, price: str = "index") -> Ite
     price_col = "mark_price" if price == "mark" else "index_price"
     if kind == "trades":
         price_col = "price"
-    pending: tuple[int, str] | None = None  # the funding announced, not yet reached
-    done: int | None = None  # the last funding timestamp emitted
+    # per symbol: the funding announced and not yet reached, the last funding ts emitted
+    pendings: dict[str, tuple[int, str] | None] = {}
+    dones: dict[str, int | None] = {}
 
     def get(row: list[str], name: str) -> str:
         return row[col[name]]
@@ -70,14 +72,17 @@ def read(src: Source, *, symbol: str | None = None, price: str = "index") -> Ite
             src.bad(line, e)
             continue
         out: list[Command] = []
+        pending = pendings.get(sym)
         if pending is not None and (fund is None or fund[0] != pending[0]) and ts >= pending[0]:
             out.append(funding(pending[0], sym, pending[1]))
-            done, pending = pending[0], None
-        if fund is not None and fund[0] != done:
-            pending = fund
-            if ts >= fund[0]:
-                out.append(funding(fund[0], sym, fund[1]))
-                done, pending = fund[0], None
+            dones[sym], pendings[sym] = pending[0], None
+        if fund is not None and fund[0] != dones.get(sym):
+            pendings[sym] = fund
+        # every symbol's announced funding that this row's time has reached, oldest first
+        due = sorted((p[0], k, p[1]) for k, p in pendings.items() if p and p[0] <= ts)
+        for fts, k, rate in due:
+            out.append(funding(fts, k, rate))
+            dones[k], pendings[k] = fts, None
         if px is not None:
             out.append(index_price(ts, sym, px))
         for c in out:
