@@ -408,6 +408,56 @@ def _cascade(a: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- import
+
+
+def _import_setup(im: argparse.ArgumentParser) -> None:
+    from clearsim.replay.importers import FORMATS
+
+    im.add_argument(
+        "format", choices=sorted(FORMATS), metavar="FORMAT", help="tardis | bars | binance"
+    )
+    im.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.gz read as gzip)")
+    im.add_argument("-o", "--output", required=True, help="command file to write (JSON Lines)")
+    im.add_argument("--symbol", help="instrument symbol in the commands (default: the source's)")
+    im.add_argument(
+        "--every",
+        metavar="DURATION",
+        help="at most one index_price per window (60s, 5m, 1h): the window's last",
+    )
+    im.add_argument("--skip-bad", action="store_true", help="count and skip bad rows")
+    im.add_argument("--force", action="store_true", help="overwrite an existing output")
+    im.add_argument(
+        "--price",
+        choices=("index", "mark"),
+        help="tardis derivative_ticker: the price column (default index)",
+    )
+    im.add_argument(
+        "--path",
+        choices=("close", "ohlc"),
+        help="bars: the close at the bar's ts (default), or open/high/low/close "
+        "at +0/+15/+30/+45 s (high first when the bar closes down)",
+    )
+
+
+def _import(a: argparse.Namespace) -> int:
+    from clearsim.replay.importers import import_files, summary_text
+
+    s = import_files(
+        a.format,
+        a.inputs,
+        a.output,
+        symbol=a.symbol,
+        every=a.every,
+        skip_bad=a.skip_bad,
+        force=a.force,
+        price=a.price,
+        path=a.path,
+    )
+    _out(summary_text(s, a.output))
+    return 0
+
+
 # --------------------------------------------------------------------------- the table
 
 #: Every verb, in the order ``clearsim --help`` lists them.
@@ -438,6 +488,13 @@ VERBS: dict[str, Verb] = {
         "the tree of events caused by a seq, or the largest cascades, with totals",
         _cascade_setup,
         _cascade,
+    ),
+    "import": Verb(
+        "turn historical market data (prices, funding) into a command file",
+        _import_setup,
+        _import,
+        usage="clearsim import FORMAT INPUT... -o OUT.jsonl [--symbol S] [--every 60s] "
+        "[--skip-bad] [--force]",
     ),
 }
 
