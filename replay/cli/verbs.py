@@ -530,6 +530,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
     "diff": ("clearsim diff a.log b.log",),
     "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+    "import": (
+        "clearsim import bars ../shared/data/bitmex/XBTUSD-1m-2020-03-12.json "
+        "--symbol XBTUSD -o day.jsonl",
+        "clearsim import tardis derivative_ticker.csv trades.csv.gz --every 60s -o day.jsonl",
+        "clearsim import binance BTCUSDT-funding-history.csv --symbol BTCUSDT -o funding.jsonl",
+    ),
 }
 
 
