@@ -183,7 +183,12 @@ def _kill_and_resume(d: Path, suffix: str, reference: bytes, frac: float, extra:
     assert p.poll() is None, f"the run ended before the kill at {frac:.2f} ({size} bytes)"
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=60)
-    assert not out.exists(), "a killed run must not have renamed its partial log"
+    if out.exists():
+        # The signal landed after the run's last write and rename (between the poll above
+        # and the kill): the run was complete, so what it renamed must be the whole log.
+        assert not partial.exists(), "a finished run left its partial log behind"
+        assert out.read_bytes() == reference, "a run renamed an incomplete log into place"
+        return f"frac {frac:.2f}: finished before the kill landed (complete log, renamed)"
     reader = LogReader(partial)
     good = [line for _, line in reader.lines()]
     prefix = reader.header_line + b"".join(good)
@@ -223,7 +228,7 @@ def test_sigkill_at_20_points_and_resume(long_runs: dict[str, bytes], tmp_path: 
     rng = random.Random(20261210)
     # half after a seeded delay (mostly between writes), half inside a write (extra = -1)
     jobs = [
-        (".log", rng.uniform(0.02, 0.97), rng.uniform(0, 0.002) if i % 2 else -1.0)
+        (".log", rng.uniform(0.02, 0.9), rng.uniform(0, 0.002) if i % 2 else -1.0)
         for i in range(KILLS)
     ]
     jobs += [(".log.gz", rng.uniform(0.05, 0.9), rng.uniform(0, 0.002)) for _ in range(GZ_KILLS)]
@@ -237,6 +242,9 @@ def test_sigkill_at_20_points_and_resume(long_runs: dict[str, bytes], tmp_path: 
         done = list(pool.map(one, range(len(jobs))))
     print(f"{len(done)} kills in {time.monotonic() - t0:.1f} s:", *done, sep="\n  ")
     assert len(done) == KILLS + GZ_KILLS
+    # A kill may land after a run's rename (checked above as a complete log); the kill
+    # points stop at 90% of the run so that stays rare: at least 20 must be real kills.
+    assert sum("finished before the kill" not in d for d in done) >= 20, done
 
 
 # --------------------------------------------------------------------------- every reader
