@@ -26,25 +26,16 @@ from clearsim.clearing.params import ParamError, apply_set
 from clearsim.events import commands as C
 from clearsim.events.rejects import RejectCode as R
 from clearsim.events.rejects import reason
-from clearsim.events.units import PPM
 from clearsim.orderbook.grid import GridError
 
 if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange
-    from clearsim.clearing.instrument import Instrument
 
 
 def static_reject(ex: Exchange, cmd: C.Command) -> str | None:
     """Why ``cmd`` is refused whatever falls due at its ``ts``, or None."""
     check = _CHECKS.get(type(cmd))
     return None if check is None else check(ex, cmd)
-
-
-def _band(inst: Instrument, price: int) -> str | None:
-    mark, band = inst.mark, inst.spec.band_ppm
-    if band and mark is not None and abs(price - mark) * PPM > band * mark:
-        return reason(R.PRICE_OUTSIDE_BAND)
-    return None
 
 
 def _order(ex: Exchange, c: C.Order) -> str | None:
@@ -59,32 +50,14 @@ def _order(ex: Exchange, c: C.Order) -> str | None:
 
 
 def _amend(ex: Exchange, c: C.Amend) -> str | None:
-    if c.account not in ex.accounts:
-        return reason(R.UNKNOWN_ACCOUNT, c.account)
-    for inst in ex.instruments.values():
-        order = inst.book.get(c.account, c.id)
-        if order is None:
-            continue
-        if inst.halted_until > c.ts:
-            return reason(R.HALTED, inst.spec.symbol)
-        try:
-            qty = None if c.qty is None else inst.grid.qty(c.qty)
-            price = None if c.price is None else inst.grid.price(c.price)
-        except GridError as e:
-            return reason(R.OFF_GRID, str(e))
-        if (why := _band(inst, order.price if price is None else price)) is not None:
-            return why
-        ro = ex.reduce_only.get(c.account, {}).get(c.id) is not None
-        new_qty = order.qty if qty is None else qty
-        if ro and new_qty > order.qty:
-            return reason(R.REDUCE_ONLY, "order cannot grow")
-        new_price = order.price if price is None else price
-        if not ro and (new_qty > order.qty or new_price != order.price):
-            acct = ex.accounts[c.account]
-            replacing = (order.qty, order.price)
-            return watch.tier_check(ex, acct, inst, order.side, new_qty, new_price, replacing)
-        return None
-    return reason(R.UNKNOWN_ORDER, c.id)
+    t = orders.amend_terms(ex, c)
+    if isinstance(t, str):
+        return t
+    order = t.order
+    if not t.reduce_only and (t.new_qty > order.qty or t.new_price != order.price):
+        replacing = (order.qty, order.price)
+        return watch.tier_check(ex, t.acct, t.inst, order.side, t.new_qty, t.new_price, replacing)
+    return None
 
 
 def _cancel(ex: Exchange, c: C.Cancel) -> str | None:

@@ -5,7 +5,7 @@ emit (:func:`after_book_events`, the hot path: fees, the ledger's ``settle_trade
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from clearsim.clearing import marks, watch
 from clearsim.clearing.accounts import Account
@@ -18,6 +18,7 @@ from clearsim.events.rejects import RejectCode as R
 from clearsim.events.rejects import reason
 from clearsim.events.types import Event, Fill, Settlement
 from clearsim.events.units import PPM
+from clearsim.orderbook.book import RestingOrder
 from clearsim.orderbook.grid import GridError
 
 if TYPE_CHECKING:
@@ -100,7 +101,22 @@ def cancel_all(ex: Exchange, out: list[Event], cause: int, c: C.CancelAll) -> st
     return None
 
 
-def amend(ex: Exchange, out: list[Event], cause: int, c: C.Amend) -> str | None:
+class AmendTerms(NamedTuple):
+    """An amend's account, book, resting order and new terms (``None``: unchanged)."""
+
+    acct: Account
+    inst: Instrument
+    order: RestingOrder
+    qty: int | None
+    price: int | None
+    new_qty: int
+    new_price: int
+    reduce_only: bool
+
+
+def amend_terms(ex: Exchange, c: C.Amend) -> AmendTerms | str:
+    """An amend's terms, or why it is refused for what it is (no money involved: also
+    :mod:`~clearsim.clearing.admission`'s check)."""
     acct = ex.accounts.get(c.account)
     if acct is None:
         return reason(R.UNKNOWN_ACCOUNT, c.account)
@@ -121,24 +137,34 @@ def amend(ex: Exchange, out: list[Event], cause: int, c: C.Amend) -> str | None:
         if band and mark is not None and abs(new_price - mark) * PPM > band * mark:
             return reason(R.PRICE_OUTSIDE_BAND)
         ro = ex.reduce_only.get(c.account, {}).get(c.id) is not None
-        if not ro and (new_qty > order.qty or new_price != order.price):
-            why = watch.pre_trade_check(
-                ex, acct, inst, order.side, new_qty, new_price, replacing=(order.qty, order.price)
-            )
-            if why is not None:
-                return why
         if ro and new_qty > order.qty:
             return reason(R.REDUCE_ONLY, "order cannot grow")
-        if ro and new_price != order.price:
-            why = watch.reduce_only_check(
-                ex, acct, inst, order.side, new_qty, new_price, replacing=(order.qty, order.price)
-            )
-            if why is not None:
-                return why
-        inst.book.amend(out, c.ts, cause, c.account, c.id, qty, price)
-        after_book_events(ex, out, len(out), inst, c.ts)
-        return None
+        return AmendTerms(acct, inst, order, qty, price, new_qty, new_price, ro)
     return reason(R.UNKNOWN_ORDER, c.id)
+
+
+def amend(ex: Exchange, out: list[Event], cause: int, c: C.Amend) -> str | None:
+    t = amend_terms(ex, c)
+    if isinstance(t, str):
+        return t
+    acct, inst, order = t.acct, t.inst, t.order
+    replacing = (order.qty, order.price)
+    changed = t.new_qty > order.qty or t.new_price != order.price
+    if not t.reduce_only and changed:
+        why = watch.pre_trade_check(
+            ex, acct, inst, order.side, t.new_qty, t.new_price, replacing=replacing
+        )
+        if why is not None:
+            return why
+    if t.reduce_only and t.new_price != order.price:
+        why = watch.reduce_only_check(
+            ex, acct, inst, order.side, t.new_qty, t.new_price, replacing=replacing
+        )
+        if why is not None:
+            return why
+    inst.book.amend(out, c.ts, cause, c.account, c.id, t.qty, t.price)
+    after_book_events(ex, out, len(out), inst, c.ts)
+    return None
 
 
 def reduce_only_qty(
