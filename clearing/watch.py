@@ -29,6 +29,20 @@ if TYPE_CHECKING:
     from clearsim.clearing.exchange import Exchange
 
 
+def _order_prices(
+    inst: Instrument, side: str, qty: int, price: int | None
+) -> tuple[int, int] | None:
+    """(valuation price, execution price) for an order's checks: the mark (else the last
+    trade, else its own limit, else the touch) and its limit (a market order: the worst
+    price its sweep would reach). None when there is nothing to value against."""
+    m = inst.price_or(price)
+    if m is None:
+        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
+        if m is None:
+            return None
+    return m, price if price is not None else inst.sweep_price(side, qty, m)
+
+
 def pre_trade_check(
     ex: Exchange,
     acct: Account,
@@ -44,12 +58,10 @@ def pre_trade_check(
     ``replacing`` is the (qty, price) of the resting order an amend replaces.
     """
     spec = inst.spec
-    m = inst.price_or(price)
-    if m is None:
-        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
-        if m is None:
-            return None  # nothing to value against and nothing to trade with: it expires
-    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    priced = _order_prices(inst, side, qty, price)
+    if priced is None:
+        return None  # nothing to value against and nothing to trade with: it expires
+    m, exec_price = priced
     dq, loss = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     equity = (
         acct.balance + loss - ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
@@ -88,12 +100,10 @@ def tier_check(
     replacing: tuple[int, int] | None = None,
 ) -> str | None:
     """The pre-trade check's tier limit alone (it needs no money): for admission."""
-    m = inst.price_or(price)
-    if m is None:
-        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
-        if m is None:
-            return None
-    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    priced = _order_prices(inst, side, qty, price)
+    if priced is None:
+        return None  # nothing to value against and nothing to trade with: it expires
+    m, exec_price = priced
     dq, _ = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     cur = acct.positions.get(inst.spec.symbol)
     current = cur.qty if cur else 0
@@ -161,12 +171,10 @@ def reduce_only_check(
     improves its margin (equity minus MM). ``replacing`` is an amended order's old terms.
     """
     spec = inst.spec
-    m = inst.price_or(price)
-    if m is None:
-        m = inst.book.best_ask() if side == "buy" else inst.book.best_bid()
-        if m is None:
-            return None  # nothing to value against and nothing to trade with: it expires
-    exec_price = price if price is not None else inst.sweep_price(side, qty, m)
+    priced = _order_prices(inst, side, qty, price)
+    if priced is None:
+        return None  # nothing to value against and nothing to trade with: it expires
+    m, exec_price = priced
     dq, loss = _side_exposure(acct, inst, side, qty, m, exec_price, replacing)
     fee = ppm_up(notional(spec, qty, exec_price), max(0, spec.taker_fee_ppm))
     mm_now = equity_now = mm_after = 0

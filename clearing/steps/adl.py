@@ -228,22 +228,31 @@ def _named(out: list[Any], start: int, accounts: Any) -> dict[str, None] | None:
     return named
 
 
+class AdlCacheMismatch(AssertionError):
+    """The debug check (``CHECK``) found the cached ranking differing from the full one.
+
+    Raised, not asserted: the check must hold under ``python -O`` too."""
+
+
 def _checked(
     ctx: WaterfallContext, cached: Iterator[tuple[Account, int]], inst: Instrument,
     long_side: bool, exclude: str,
 ) -> Iterator[tuple[Account, int]]:  # fmt: skip
-    """The cached ranking, each pick asserted equal to the full ranking's (CHECK)."""
+    """The cached ranking, each pick checked equal to the full ranking's (CHECK)."""
     ref = list(_full_ranking(ctx, inst, long_side, exclude))
     k = 0
     for a, score in cached:
-        assert k < len(ref), f"ADL cache: extra pick {a.id} at rank {k + 1}"
-        assert (a.id, score) == (ref[k][0].id, ref[k][1]), (
-            f"ADL cache: rank {k + 1} is {a.id} ({score}), full ranking says "
-            f"{ref[k][0].id} ({ref[k][1]})"
-        )
+        if k >= len(ref):
+            raise AdlCacheMismatch(f"ADL cache: extra pick {a.id} at rank {k + 1}")
+        if (a.id, score) != (ref[k][0].id, ref[k][1]):
+            raise AdlCacheMismatch(
+                f"ADL cache: rank {k + 1} is {a.id} ({score}), full ranking says "
+                f"{ref[k][0].id} ({ref[k][1]})"
+            )
         yield a, score
         k += 1
-    assert k == len(ref), f"ADL cache: {len(ref) - k} picks missing"
+    if k != len(ref):
+        raise AdlCacheMismatch(f"ADL cache: {len(ref) - k} picks missing")
 
 
 def ranking(

@@ -282,15 +282,18 @@ class CascadeFold:
         self._cause[seq] = cause
         t = type(ev)
         if t is Input:
-            assert isinstance(ev, Input)
+            if not isinstance(ev, Input):  # dispatch by type name: a bug, not input
+                raise TypeError(f"expected Input, got {type(ev).__name__}")
             self._input = ev
             self._moves = {}
         elif t is IndexPrice:
-            assert isinstance(ev, IndexPrice)
+            if not isinstance(ev, IndexPrice):  # dispatch by type name: a bug, not input
+                raise TypeError(f"expected IndexPrice, got {type(ev).__name__}")
             self._moves["index"] = (ev.symbol, self._index.get(ev.symbol), ev.price)
             self._index[ev.symbol] = ev.price
         elif t is MarkPrice:
-            assert isinstance(ev, MarkPrice)
+            if not isinstance(ev, MarkPrice):  # dispatch by type name: a bug, not input
+                raise TypeError(f"expected MarkPrice, got {type(ev).__name__}")
             self._moves.setdefault("mark", (ev.symbol, self._mark.get(ev.symbol), ev.price))
             self._mark[ev.symbol] = ev.price
         return root
@@ -433,13 +436,15 @@ class Story:
         if moves or t is MarkPrice:  # a mark values the fund's positions, held or later
             fund.feed(d, moves)
         if t is LiquidationTriggered:
-            assert isinstance(ev, LiquidationTriggered)
+            if not isinstance(ev, LiquidationTriggered):  # dispatch by type name: a bug, not input
+                raise TypeError(f"expected LiquidationTriggered, got {type(ev).__name__}")
             self.triggered += 1
             self.liquidated.add(ev.account)
             if ev.account in self._backstops:
                 self.backstops_liquidated.setdefault(ev.account, (ev.seq, ev.ts))
             c: RootCascade | None = self.cascades.cascade(root, ev.ts)
-            assert c is not None
+            if c is None:  # pragma: no cover - cascade() creates the root's cascade
+                raise TypeError(f"no cascade for root seq {root}")
             if not c.triggered:
                 c.fund_equity_before = self._root_equity if root == self._root_seq else fund.equity
             c.triggered += 1
@@ -462,14 +467,16 @@ class Story:
         self.commands += 1
 
     def _rejected(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, Rejected)
+        if not isinstance(ev, Rejected):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Rejected, got {type(ev).__name__}")
         self.rejected[ev.reason] += 1
 
     def _fill(self, ev: Event, c: RootCascade | None) -> None:
         self.trades += 1
 
     def _index_price(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, IndexPrice)
+        if not isinstance(ev, IndexPrice):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected IndexPrice, got {type(ev).__name__}")
         r = self.index.get(ev.symbol)
         if r is None:
             self.index[ev.symbol] = PriceRange.at(ev.price, ev.seq, ev.ts)
@@ -477,11 +484,13 @@ class Story:
             r.add(ev.price, ev.seq, ev.ts)
 
     def _step(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, LiquidationStep)
+        if not isinstance(ev, LiquidationStep):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected LiquidationStep, got {type(ev).__name__}")
         self.steps[ev.step] += 1
 
     def _liquidation_fill(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, LiquidationFill)
+        if not isinstance(ev, LiquidationFill):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected LiquidationFill, got {type(ev).__name__}")
         self.book.add(ev, ev.symbol, ev.qty)
         self.shortfall_paid += ev.fund_paid
         self.liquidation_fees += ev.fee
@@ -490,43 +499,50 @@ class Story:
             c.book_qty += ev.qty
 
     def _backstop(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, BackstopTransfer)
+        if not isinstance(ev, BackstopTransfer):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected BackstopTransfer, got {type(ev).__name__}")
         self.backstop.add(ev, ev.symbol, ev.qty, ev.backstop, ev.value)
         if c is not None:
             c.backstop_qty += abs(ev.qty)
 
     def _takeover(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, Takeover)
+        if not isinstance(ev, Takeover):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Takeover, got {type(ev).__name__}")
         self.takeover.add(ev, ev.symbol, ev.qty, INSURANCE, ev.value)
         if c is not None:
             c.takeover_qty += abs(ev.qty)
 
     def _deleveraged(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, Deleveraged)
+        if not isinstance(ev, Deleveraged):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Deleveraged, got {type(ev).__name__}")
         self.adl.add(ev, ev.symbol, ev.qty, ev.counterparty, ev.value)
         if c is not None:
             c.adl_qty += abs(ev.qty)
             c.deleveraged.add(ev.counterparty)
 
     def _insurance_payment(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, InsurancePayment)
+        if not isinstance(ev, InsurancePayment):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected InsurancePayment, got {type(ev).__name__}")
         self.insurance_payments += ev.amount
 
     def _socialized(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, SocializedLoss)
+        if not isinstance(ev, SocializedLoss):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected SocializedLoss, got {type(ev).__name__}")
         self.socialized += ev.amount
         if c is not None:
             c.socialized += ev.amount
 
     def _clawback(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, Clawback)
+        if not isinstance(ev, Clawback):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Clawback, got {type(ev).__name__}")
         self.clawback_loss += ev.loss
         self.clawback_collected += ev.collected
         self.clawback_periods += 1
         self.clawed.update(str(a) for a, _ in ev.charges)
 
     def _system_debt(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, SystemDebt)
+        if not isinstance(ev, SystemDebt):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected SystemDebt, got {type(ev).__name__}")
         self.system_debt += ev.amount
         self.debt_events += 1
         if c is not None:
@@ -536,7 +552,8 @@ class Story:
         self.avoided += 1
 
     def _finished(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, LiquidationFinished)
+        if not isinstance(ev, LiquidationFinished):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected LiquidationFinished, got {type(ev).__name__}")
         if ev.remaining:
             self.left_open += 1
 
@@ -547,7 +564,8 @@ class Story:
         self.params_set += 1
 
     def _funding(self, ev: Event, c: RootCascade | None) -> None:
-        assert isinstance(ev, Funding)
+        if not isinstance(ev, Funding):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Funding, got {type(ev).__name__}")
         # One round is split over several events with the same cause: count it once.
         key = (ev.cause, ev.ts, ev.symbol)
         if key != self._funding_key:

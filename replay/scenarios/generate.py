@@ -51,7 +51,10 @@ def commands(sc: Scenario, seed: int | None = None) -> Iterator[dict[str, Any]]:
     """Every command of the run, in ``ts`` order (non-decreasing)."""
     seed = sc.seed if seed is None else seed
     spec = sc.config.instrument(sc.symbol)
-    assert spec is not None  # checked when the scenario was built
+    if spec is None:  # pragma: no cover - checked when the scenario was built
+        from clearsim.replay.scenarios.model import ScenarioError  # model imports us
+
+        raise ScenarioError(f"unknown symbol {sc.symbol}")
     grid = Grid(spec.tick_size, spec.lot_size)
     scale = 10**sc.config.collateral_decimals
     sym = sc.symbol
