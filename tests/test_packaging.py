@@ -70,6 +70,7 @@ def test_wheel_holds_every_layer_and_the_bundled_scenarios(wheel: Path) -> None:
         assert f"clearsim/{layer}/__init__.py" in names
     assert "clearsim/clearing/exchange.py" in names
     assert "clearsim/replay/scenarios/crash.toml" in names
+    assert "clearsim/replay/sweep/cell.py" in names
     assert "clearsim/__main__.py" in names
     # The real files, not symlinks or their targets' paths.
     assert not any(n.startswith(("events/", "clearing/", "replay/", "orderbook/")) for n in names)
