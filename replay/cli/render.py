@@ -634,6 +634,11 @@ def _exact(v: object) -> str:
     return format(d, "f") if d else "0"
 
 
+def _day(name: str, width: int = 22) -> str:
+    """A day's name cut from the left to ``width`` (the file name is the telling end)."""
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
 def _case(params: tuple[tuple[str, Any], ...] | str) -> str:
     if isinstance(params, str):
         params = tuple(orjson.loads(params).items())
@@ -659,14 +664,14 @@ def sweep_summary(
     )
     if not rows:
         return head
-    lines = [head, f"  {'day':<18} {'seed':>6}  {'fund min':>16} {'ADL':>6} "
-             f"{'ADL notional':>18} {'clawback':>14} {'debt':>12}  parameters"]  # fmt: skip
+    lines = [head, f"  {'day':<22} {'seed':>6}  {'fund min':>20} {'ADL':>6} "
+             f"{'ADL notional':>20} {'clawback':>16} {'debt':>14}  parameters"]  # fmt: skip
     for r in rows[:limit]:
         unit = r["collateral"]
         lines.append(
-            f"  {r['day'][:18]:<18} {r['seed']:>6}  {_units(r['fund_min'], unit):>16} "
-            f"{r['adl_count']:>6} {_units(r['adl_notional'], unit):>18} "
-            f"{_units(r['clawback_total'], unit):>14} {_units(r['system_debt'], unit):>12}  "
+            f"  {_day(r['day']):<22} {r['seed']:>6}  {_units(r['fund_min'], unit):>20} "
+            f"{r['adl_count']:>6} {_units(r['adl_notional'], unit):>20} "
+            f"{_units(r['clawback_total'], unit):>16} {_units(r['system_debt'], unit):>14}  "
             f"{_case(r['params'])}"
         )
     if len(rows) > limit:
@@ -688,7 +693,7 @@ def calibrate_text(cal: Calibration, runs_from: str | None = None) -> str:
             answer = f"{dom.text(res.value)} (met at the low end; {probes} values tried)"
         else:
             answer = f"{dom.text(res.value)} (fails at {dom.text(res.lo)}; {probes} values tried)"
-        lines.append(f"  {_case(res.params)}: {answer}")
+        lines.append(f"  [{i}] {_case(res.params)}: {answer}")
         for v in res.violations:
             lines.append(f"    not monotone: {v}")
     if all(not r.violations for r in cal.results):
@@ -700,17 +705,17 @@ def calibrate_text(cal: Calibration, runs_from: str | None = None) -> str:
         + (f" ({cached} found in {runs_from})" if cached and runs_from else "")
     )
     lines.append(
-        f"  {'case':>4} {'value':>20} {'day':<18} {'seed':>6} {'met':>4} {'ADL':>6} "
-        f"{'ADL notional':>18} {'clawback':>14} {'debt':>12} {'fund min':>16}"
+        f"  {'case':>4} {'value':>20} {'day':<22} {'seed':>6} {'met':>4} {'ADL':>6} "
+        f"{'ADL notional':>20} {'clawback':>16} {'debt':>14} {'fund min':>20}"
     )
     for r in cal.runs:
         row = r.row
         unit = row["collateral"]
         lines.append(
-            f"  {r.case:>4} {dom.text(r.value):>20} {r.day[:18]:<18} {r.seed:>6} "
+            f"  {r.case:>4} {dom.text(r.value):>20} {_day(r.day):<22} {r.seed:>6} "
             f"{'yes' if r.met else 'no':>4} {row['adl_count']:>6} "
-            f"{_units(row['adl_notional'], unit):>18} {_units(row['clawback_total'], unit):>14} "
-            f"{_units(row['system_debt'], unit):>12} {_units(row['fund_min'], unit):>16}"
+            f"{_units(row['adl_notional'], unit):>20} {_units(row['clawback_total'], unit):>16} "
+            f"{_units(row['system_debt'], unit):>14} {_units(row['fund_min'], unit):>20}"
         )
     return "\n".join(lines) + "\n"
 

@@ -561,11 +561,10 @@ def _sweep(a: argparse.Namespace) -> int:
         finally:
             store.flush()  # an interrupted sweep keeps what it ran: a re-run resumes
     seconds = time.perf_counter() - t0
-    table = store.table if store.table is not None else results.merge(existing, None, order)
     wanted = set(order)
-    rows = [r for r in results.rows(table) if r["key"] in wanted]
-    if store.table is None and existing is None:  # pragma: no cover - a sweep has cells
-        raise UsageError("sweep: nothing to run")
+    rows = (
+        [] if store.table is None else [r for r in results.rows(store.table) if r["key"] in wanted]
+    )
     _out(
         render.sweep_summary(
             a.sweep, len(cells), len(todo), a.output, rows, _where(backend), seconds

@@ -117,6 +117,7 @@ def _ray(cells: Sequence[Cell], backend: Backend) -> Iterator[Outcome]:
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = backend.ray_address or "a local Ray"
             raise ClearsimError(f"--ray: cannot start {where}: {e}") from None
+    pending: list[Any] = []
     try:
         task: Any = ray.remote(num_cpus=1)(run_cell)
         keep = backend.keep_logs
@@ -136,6 +137,9 @@ def _ray(cells: Sequence[Cell], backend: Backend) -> Iterator[Outcome]:
     finally:
         if started:
             ray.shutdown()
+        else:  # a cluster we did not start: stop the tasks of a sweep that stopped early
+            for ref in pending:
+                ray.cancel(ref)
 
 
 def _write_log(path: Path, data: bytes) -> None:
