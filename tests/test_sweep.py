@@ -33,6 +33,7 @@ from test_cli import assert_user_error, clearsim_argv, cli
 
 from clearsim.clearing import Config
 from clearsim.events.log import LogReader
+from clearsim.replay.cli import render
 from clearsim.replay.projections.fund import fold_fund
 from clearsim.replay.sweep import calibrate as cal
 from clearsim.replay.sweep import overrides, results, spec
@@ -446,6 +447,13 @@ def test_calibrate_finds_the_hand_computed_fund(tmp_path: Path) -> None:
     met = {r.value: r.met for r in res.runs}
     assert met[0] is False and met[5000 * USDT] is True
     assert all(v >= 1000 * USDT for v, ok in met.items() if ok)
+    # A range that holds no answer, and one whose low end already meets the target.
+    (none,) = cal.calibrate(sw, dom, cal.Target.NO_ADL, Backend(), hi=500 * USDT).results
+    assert (none.value, none.lo) == (None, 500 * USDT)
+    low = cal.calibrate(sw, dom, cal.Target.NO_ADL, Backend(), lo=2000 * USDT, hi=4000 * USDT)
+    assert low.results[0].value == 2000 * USDT and len(low.runs) == 2
+    text = render.calibrate_text(low)
+    assert "2000 USDT (met at the low end; 2 values tried)" in text
     # Without a range: up from one unit, doubling, then 1% of the bracket.
     res2 = cal.calibrate(sw, dom, cal.Target.NO_ADL, Backend(workers=1))
     (c2,) = res2.results

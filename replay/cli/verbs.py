@@ -748,12 +748,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "clearsim import binance BTCUSDT-funding-history.csv --symbol BTCUSDT -o funding.jsonl",
     ),
     "sweep": (
-        "clearsim sweep fund.sweep.toml -o results.parquet --workers 2",
-        "clearsim sweep fund.sweep.toml -o results.parquet --ray --keep-logs logs/",
-        "clearsim sweep fund.sweep.toml -o results.parquet --ray ray://head:10001",
+        "clearsim sweep examples/sweeps/crash-fund.sweep.toml -o crash-fund.parquet --workers 2",
+        "clearsim sweep examples/sweeps/crash-fund.sweep.toml -o crash-fund.parquet --ray "
+        "--keep-logs logs/",
+        "clearsim sweep days.sweep.toml -o days.parquet --ray ray://head:10001",
     ),
     "calibrate": (
-        "clearsim calibrate presets.sweep.toml --param insurance_fund.initial --target no_adl",
+        "clearsim calibrate examples/sweeps/crash-presets.sweep.toml "
+        "--param insurance_fund.initial --target no_adl",
         "clearsim calibrate days.sweep.toml --param insurance_fund.initial --target no_clawback "
         "--tolerance 1000 -o runs.parquet",
     ),

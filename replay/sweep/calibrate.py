@@ -240,6 +240,7 @@ def calibrate(
         )
         for s in searches
     )
+    runs.sort(key=lambda r: (r.case, r.value, r.day, r.seed))
     return Calibration(dom, target, tolerance, results, tuple(runs))
 
 
@@ -316,7 +317,6 @@ def _run(
         if store is not None:
             store.add(o)
         note(o.key, by_key[o.key], _row(o), False)
-    out.sort(key=lambda r: (r.case, r.value, r.day, r.seed))
     return out
 
 
