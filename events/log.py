@@ -501,6 +501,11 @@ class LogReader:
         for seq, line, _ in self._scan():
             yield seq, line
 
+    def entries(self) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+        """(seq, raw line, record dict) for every verified record: for a reader that needs
+        both the bytes and the fields (``verify``), each line parsed once."""
+        return self._scan()
+
     def records(self, resume: Resume | None = None) -> Iterator[dict[str, Any]]:
         """Verified record dicts (``"h"`` included), from seq 1 or after ``resume``
         (:class:`ResumeMismatch` if its record is not where it says)."""
