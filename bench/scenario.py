@@ -16,6 +16,9 @@ How to read the output
 
         accounts=<n> events=<n> seconds=<run seconds> events_per_s=<n>
 
+``--keep LOG`` copies the log out of the temporary directory; its sha256 is printed either
+way, so an optimisation can be checked to leave the log's bytes unchanged.
+
 ``--profile`` runs under cProfile and prints the top functions by internal time (the timing
 figures then include the profiler's overhead).
 """
@@ -25,8 +28,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import io
 import pstats
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -45,6 +50,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--profile", action="store_true", help="print the top functions")
     p.add_argument("--story", action="store_true", help="also fold the log into the story")
+    p.add_argument("--keep", metavar="LOG", help="keep the log here (to verify or compare it)")
     a = p.parse_args()
     n = a.accounts if a.accounts is not None else (10_000 if a.quick else 100_000)
 
@@ -74,11 +80,15 @@ def main() -> int:
             prof.disable()
         run_s = time.perf_counter() - t
         size = log.stat().st_size
+        digest = hashlib.sha256(log.read_bytes()).hexdigest()
+        if a.keep:
+            shutil.copyfile(log, a.keep)
         rate = summary.events / run_s if run_s else 0.0
         print(
             f"run:      {summary.commands:,} commands ({summary.rejected:,} rejected) -> "
             f"{summary.events:,} events in {run_s:.2f} s = {rate:,.0f} events/s, "
-            f"{summary.commands / run_s:,.0f} commands/s; log {size / 1e6:.1f} MB"
+            f"{summary.commands / run_s:,.0f} commands/s; log {size / 1e6:.1f} MB, "
+            f"sha256 {digest}"
         )
         reader = LogReader(log)
         t = time.perf_counter()
