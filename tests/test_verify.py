@@ -225,6 +225,38 @@ def test_conservation_break_is_found(log: Path, monkeypatch: pytest.MonkeyPatch)
     assert "net deposits" in res.conservation
 
 
+def test_periodic_full_scan_scales_with_the_accounts(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change no event names is found by the periodic full scan, whose period is at least
+    the number of accounts (so the scans cost O(1) per command amortised).
+
+    With ``FULL_SCAN_EVERY = 1``: the first scan follows command 1 (the exchange then holds
+    the 4 system accounts and ``mm``: 5 accounts), so the next one follows command 6. Money
+    leaked into ``mm`` after command 2 (``seller``'s deposit, which does not name ``mm``) is
+    found there, in the last 5 commands; a fixed period of 1 would find it at once.
+    """
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.replay import verify as v
+
+    real = Exchange.apply
+    calls = [0]
+
+    def leaky(self: Exchange, command: object) -> list[Any]:
+        out = real(self, command)
+        calls[0] += 1
+        if calls[0] == 2:
+            self.accounts["mm"].balance += 1
+        return out
+
+    monkeypatch.setattr(Exchange, "apply", leaky)
+    monkeypatch.setattr(v, "FULL_SCAN_EVERY", 1)
+    res = verify(log)
+    assert res.conservation is not None
+    assert res.conservation.startswith("after the command at seq ")
+    assert "found by a full scan; the change is in the last 5 commands" in res.conservation
+
+
 def test_cli_errors(tmp_path: Path) -> None:
     assert_user_error(cli("verify", tmp_path / "missing.log"))
     (tmp_path / "junk.log").write_text("hello\n")
