@@ -10,6 +10,8 @@ then it drains the liquidation queue. The work lives beside it, one module per c
 - :mod:`~clearsim.clearing.orders` — orders, cancels, amends, reduce-only, fill settlement;
 - :mod:`~clearsim.clearing.watch` — pre-trade risk and the margin watch (risk, the
   liquidation index, trigger and queue);
+- :mod:`~clearsim.clearing.market` — the historical market's liquidity: ``#market`` and
+  ``market_level``;
 - :mod:`~clearsim.clearing.marks` — index, mark policies, circuit breaker, halts;
 - :mod:`~clearsim.clearing.schedule` — funding and clawback periods;
 - :mod:`~clearsim.clearing.governance` — the ``set`` command;
@@ -31,7 +33,17 @@ from typing import Any
 
 import orjson
 
-from clearsim.clearing import admission, governance, marks, money, orders, schedule, view, watch
+from clearsim.clearing import (
+    admission,
+    governance,
+    market,
+    marks,
+    money,
+    orders,
+    schedule,
+    view,
+    watch,
+)
 from clearsim.clearing.accounts import SYSTEM, Account
 from clearsim.clearing.config import Config
 from clearsim.clearing.instrument import Instrument
@@ -61,6 +73,9 @@ class Exchange:
         self.fees = self.ledger.fees
         self.pool = self.ledger.pool  # socialised loss awaiting clawback
         self.debt = self.ledger.debt  # what nobody could be made to pay
+        self.market = self.ledger.market  # the historical market's liquidity (market)
+        #: symbol -> the depth market_level placed in its book (market)
+        self.market_depth: dict[str, market.Depth] = {}
         self.instruments: dict[str, Instrument] = {
             s.symbol: Instrument(s, self.seq, config.stp, config.basis_samples)
             for s in config.instruments
@@ -253,4 +268,5 @@ _HANDLERS: dict[type, Handler] = {
     C.Funding: schedule.funding,
     C.SettlePeriod: schedule.settle_period,
     C.Set: governance.set_param,
+    C.MarketLevel: market.market_level,
 }

@@ -469,7 +469,8 @@ def story_text(story: Story, title: str = "") -> str:
             f"  {sym} index {_px(grids, sym, r.first)} -> low {_px(grids, sym, r.low)} "
             f"({drop}, {_clock(r.low_ts, t0)}) -> {_px(grids, sym, r.last)} at the end"
         )
-    out.append(f"  {story.trades:,} trades")
+    own = f" ({story.market_trades:,} of them the historical market's own)"
+    out.append(f"  {story.trades:,} trades{own if story.market_trades else ''}")
 
     out += ["", "Liquidations"]
     out.append(

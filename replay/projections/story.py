@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import attrs
 
-from clearsim.clearing.accounts import INSURANCE
+from clearsim.clearing.accounts import INSURANCE, MARKET
 from clearsim.events.codec import event_to_dict
 from clearsim.events.types import (
     BackstopTransfer,
@@ -389,6 +389,9 @@ class Story:
         self.last_seq = 0
         self.index: dict[str, PriceRange] = {}
         self.trades = 0
+        #: of the trades, the historical market's with itself (a ``#market`` IOC against its
+        #: own depth: clearing.market), so a replay's own trading can be told from the day's
+        self.market_trades = 0
         self.triggered = 0
         self.liquidated: set[str] = set()
         self.avoided = 0
@@ -472,7 +475,11 @@ class Story:
         self.rejected[ev.reason] += 1
 
     def _fill(self, ev: Event, c: RootCascade | None) -> None:
+        if not isinstance(ev, Fill):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Fill, got {type(ev).__name__}")
         self.trades += 1
+        if ev.taker_account == MARKET and ev.maker_account == MARKET:
+            self.market_trades += 1
 
     def _index_price(self, ev: Event, c: RootCascade | None) -> None:
         if not isinstance(ev, IndexPrice):  # dispatch by type name: a bug, not input
