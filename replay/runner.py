@@ -179,6 +179,7 @@ class _Ticker:
         self.next = PROGRESS_EVERY if progress is not None else -1
 
     def __call__(self) -> None:
+        """Called after each command: cheap unless a report is due."""
         if self.summary.commands == self.next and self.progress is not None:
             self.next += PROGRESS_EVERY
             self.progress(self.summary, self.ex.ts)
@@ -250,7 +251,7 @@ def _count(summary: RunSummary, events: list[Event]) -> None:
     if type(events[-1]) is Rejected and events[-1].cause == events[0].seq:
         summary.rejected += 1
     first = events[0]
-    if isinstance(first, Input) and is_entry_order(first.command):
+    if type(first) is Input and is_entry_order(first.command):  # type: ignore[attr-defined]
         summary.entries.command(events)
 
 

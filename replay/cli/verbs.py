@@ -13,19 +13,19 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
 
-from clearsim.clearing import Config
+from clearsim.clearing import Config, Exchange
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenarios as scn
-from clearsim.replay.cli import render
+from clearsim.replay.cli import progress, render
 from clearsim.replay.cli.progress import Meter, meter
 from clearsim.replay.cli.times import TIME_HELP, parse_time
 from clearsim.replay.diff import diff
@@ -34,7 +34,7 @@ from clearsim.replay.projections.fund import fold_fund
 from clearsim.replay.projections.ledger import fold_ledger, state_view, time_span
 from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
-from clearsim.replay.runner import CommandFile, Commands, RunSummary, read_commands, run
+from clearsim.replay.runner import CommandFile, Progress, RunSummary, read_commands, run
 from clearsim.replay.snapshot import (
     DEFAULT_EVERY,
     check_snapshots,
@@ -250,23 +250,23 @@ def _run_scenario(
     sc: scn.Scenario, seed: int, output: str | Path, quiet: bool, **options: Any
 ) -> RunSummary:
     """Run a scenario into ``output`` with its progress shown (the simulated clock)."""
-    start, end = sc.start_ts, sc.end_ts()
+    start = sc.start_ts
+    end = sc.end_ts() if progress.enabled(quiet) else None  # may read a small market through
     total = end - start if end is not None and end > start else None
 
-    def commands(ex: Any) -> Any:  # the generator reads the exchange it feeds
+    def commands(ex: Exchange) -> Iterator[dict[str, Any]]:  # reads the exchange it feeds
         return sc.commands(seed, ex)
 
-    source: Commands = commands
     with meter("run", "events", total, quiet=quiet) as m:
 
         def tick(s: RunSummary, ts: int) -> None:
             m.update(s.events, max(0, ts - start), render.sim_clock(ts))
 
-        _, summary = run(sc.config, source, output, seed=seed, progress=tick, **options)
+        _, summary = run(sc.config, commands, output, seed=seed, progress=tick, **options)
     return summary
 
 
-def _by_bytes(m: Meter, commands: CommandFile) -> Any:
+def _by_bytes(m: Meter, commands: CommandFile) -> Progress:
     def tick(s: RunSummary, ts: int) -> None:
         m.update(s.events, commands.position, render.sim_clock(ts))
 

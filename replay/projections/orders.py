@@ -30,6 +30,8 @@ from clearsim.events.types import Rejected as RejectedEvent
 __all__ = ["EntryOrders", "is_entry_order"]
 
 _TAKER_TIFS: Final = ("ioc", "fok")
+#: The events that tell how an entry order ended.
+_WATCHED: Final = frozenset({Fill, OrderExpired, OrderAccepted, OrderRejected, RejectedEvent})
 
 
 def is_entry_order(command: object) -> bool:
@@ -87,14 +89,17 @@ class EntryOrders:
         self.finish()
 
     def feed(self, ev: Event) -> None:
-        if isinstance(ev, Input):
+        t = type(ev)  # exact types, not isinstance: this runs for every event of a run
+        if t is Input:
+            if not isinstance(ev, Input):  # pragma: no cover - narrows the type
+                raise TypeError(f"expected Input, got {t.__name__}")
             self.finish()
             c = ev.command
             if is_entry_order(c):
                 self._pending = _Pending(ev.seq, str(c["account"]), str(c.get("id")))
             return
         p = self._pending
-        if p is None:
+        if p is None or t not in _WATCHED:
             return
         if isinstance(ev, Fill):
             if ev.taker_order == p.order_id and ev.taker_account == p.account:
@@ -107,7 +112,7 @@ class EntryOrders:
                     p.accepted = True
                 else:
                     p.rejected = True
-        elif isinstance(ev, RejectedEvent) and ev.cause == p.input_seq:
+        elif ev.cause == p.input_seq:  # a Rejected: of this command
             p.rejected = True
 
     def finish(self) -> None:

@@ -356,9 +356,7 @@ def _arrivals(v: object, grid: Grid, start_ts: int) -> Arrivals:
         num, den = _rate(t.d.get("rate_per_min"), t.key("rate_per_min"))
         return PoissonArrivals(num, den, begin, end)
     t.known("kind", "target", "check_s", "max_per_check", *window)
-    target = _on_grid(grid.qty, t.d.get("target"), t.key("target"))
-    if target <= 0:
-        raise ScenarioError("population.arrivals.target: must be positive")
+    target = _on_grid(grid.qty, t.d.get("target"), t.key("target"))  # positive, on the grid
     return OpenInterestArrivals(
         target=target,
         check_s=t.integer("check_s", 60, 1, 10**7),
