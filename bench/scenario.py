@@ -2,7 +2,10 @@
 
 What it measures
     The demo's scenario (``replay/scenarios/crash.toml``) with its population scaled to
-    ``--accounts`` (default 100,000; ``--quick``: 10,000). The market scales with it
+    ``--accounts`` (default 100,000; ``--quick``: 10,000); or ``--scenario black-thursday``,
+    a whole historical day as the market (default: its own 5,000 accounts, arriving all
+    day; the bars are read through the importer as the commands are generated, and
+    ``generate`` is then the importer's time too). The market scales with it
     (``Scenario.with_population``): the makers' depth and deposits, the backstop's deposit
     and the insurance fund grow in proportion, so the crash plays out with the same shape.
     The command stream is generated first (timed separately: ``generate``), then
@@ -51,15 +54,17 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="print the top functions")
     p.add_argument("--story", action="store_true", help="also fold the log into the story")
     p.add_argument("--keep", metavar="LOG", help="keep the log here (to verify or compare it)")
+    p.add_argument("--scenario", default="crash", help="a bundled scenario (default crash)")
     a = p.parse_args()
-    n = a.accounts if a.accounts is not None else (10_000 if a.quick else 100_000)
-
-    base = scn.bundled("crash")
-    sc = base.with_population(n)
+    base = scn.bundled(a.scenario)
+    default = 100_000 if a.scenario == "crash" else base.population.count
+    n = a.accounts if a.accounts is not None else (10_000 if a.quick else default)
+    sc = base.with_population(n) if n != base.population.count else base
     seed = sc.seed if a.seed is None else a.seed
+    market = "an imported day" if sc.market is not None else f"{sc.steps:,} steps of {sc.step_s} s"
     print(
         f"scenario {sc.name!r} scaled from {base.population.count:,} to {n:,} accounts "
-        f"(seed {seed}): {sc.steps:,} steps of {sc.step_s} s, {sc.makers.count} makers"
+        f"(seed {seed}): {market}, {sc.makers.count} makers"
     )
 
     t = time.perf_counter()

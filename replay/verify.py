@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -192,11 +193,22 @@ def _names_of(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return got
 
 
-def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> VerifyResult:
+#: ``progress(events, offset)`` is called every this many commands.
+PROGRESS_EVERY: Final = 2048
+
+
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    conservation: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyResult:
     """Verify a log: chain, byte-for-byte reproduction, conservation. Streams the file.
 
     Raises the reader's errors for a file that is not a readable log at all (missing,
     not a log, unknown format); a corrupt record past the header is reported in the result.
+    ``progress(events verified, bytes read)`` (uncompressed bytes for a ``.gz``) is called
+    every :data:`PROGRESS_EVERY` commands.
     """
     t0 = time.perf_counter()
     reader = LogReader(path)
@@ -228,6 +240,8 @@ def verify(path: str | os.PathLike[str], *, conservation: bool = True) -> Verify
                 out = ex.apply(command_of(ev))
                 pending.extend(map(encode_event, out))
                 res.commands += 1
+                if progress is not None and not res.commands % PROGRESS_EVERY:
+                    progress(res.events, offset)
                 if conservation and res.conservation is None:
                     why = books.update(out)
                     if why is None and res.commands >= next_scan:

@@ -20,6 +20,7 @@ from clearsim.orderbook.grid import Grid
 from clearsim.replay.diff import DiffResult
 from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
 from clearsim.replay.projections.fund import FundReport
+from clearsim.replay.projections.orders import EntryOrders
 from clearsim.replay.projections.story import RootCascade, StepTotals, Story
 from clearsim.replay.runner import RunSummary
 from clearsim.replay.scenarios import Scenario
@@ -35,18 +36,42 @@ def run_summary(s: RunSummary, output: str) -> str:
         else f"resumed the partial log after seq {s.resumed_after} (events up to there "
         "checked, not written again)\n"
     )
-    return resumed + (
-        f"{s.commands} commands ({s.rejected} rejected) -> "
-        f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
+    return (
+        resumed
+        + (
+            f"{s.commands} commands ({s.rejected} rejected) -> "
+            f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
+        )
+        + entry_orders_line(s.entries)
+    )
+
+
+def entry_orders_line(e: EntryOrders, indent: str = "") -> str:
+    """How the entry orders ended, one line ("" when there were none)."""
+    if not e.orders:
+        return ""
+    return (
+        f"{indent}{e.did_not_fill:,} of {e.orders:,} entry orders (IOC/FOK/market) did not "
+        f"fill: {e.unfilled:,} expired with nothing filled (no liquidity within their "
+        f"limit), {e.rejected:,} rejected; {e.partly:,} filled in part\n"
     )
 
 
 def demo_banner(sc: Scenario, seed: int) -> str:
+    if sc.market is None:
+        span = f"{sc.steps * sc.step_s // 60} minutes"
+    else:
+        span = f"a historical day from {_utc(sc.start_ts)}"
     return (
         f"clearsim demo: {sc.name!r} (seed {seed}): {sc.population.count:,} leveraged "
-        f"accounts, {sc.makers.count} market makers, {sc.steps * sc.step_s // 60} minutes on "
+        f"accounts, {sc.makers.count} market makers, {span} on "
         f"{sc.symbol}; waterfall {' -> '.join(sc.config.waterfall.steps)}"
     )
+
+
+def sim_clock(ts: int) -> str:
+    """The simulated clock, for a progress display."""
+    return _utc(ts)[:-4] if ts else ""
 
 
 def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
@@ -461,6 +486,9 @@ def story_text(story: Story, title: str = "") -> str:
     if rej:
         top = ", ".join(f"{n:,} {why}" for why, n in story.rejected.most_common(3))
         out.append(f"  rejections: {top}")
+    entries = entry_orders_line(story.entry_orders.totals(), "  ")
+    if entries:
+        out.append(entries.rstrip("\n"))
 
     out += ["", "Market"]
     for sym, r in sorted(story.index.items()):

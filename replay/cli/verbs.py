@@ -13,20 +13,20 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
-import structlog
 
-from clearsim.clearing import Config
+from clearsim.clearing import Config, Exchange
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenarios as scn
-from clearsim.replay.cli import render
+from clearsim.replay.cli import progress, render
+from clearsim.replay.cli.progress import Meter, meter
 from clearsim.replay.cli.times import TIME_HELP, parse_time
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
@@ -34,7 +34,7 @@ from clearsim.replay.projections.fund import fold_fund
 from clearsim.replay.projections.ledger import fold_ledger, state_view, time_span
 from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
-from clearsim.replay.runner import read_commands, run
+from clearsim.replay.runner import CommandFile, Progress, RunSummary, read_commands, run
 from clearsim.replay.snapshot import (
     DEFAULT_EVERY,
     check_snapshots,
@@ -43,8 +43,6 @@ from clearsim.replay.snapshot import (
     write_snapshots_detail,
 )
 from clearsim.replay.verify import verify
-
-log = structlog.get_logger("clearsim")
 
 
 class UsageError(ClearsimError):
@@ -115,10 +113,23 @@ def _check_time_in(log_path: str, t: int, led_seq: int, led_ts: int) -> None:
 # --------------------------------------------------------------------------- demo
 
 
+def _quiet_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress display on the terminal"
+    )
+
+
 def _demo_setup(d: argparse.ArgumentParser) -> None:
     d.add_argument("-o", "--output", help="keep the log here (default: a temporary file)")
     d.add_argument("--seed", type=int, help="override the scenario's seed")
     d.add_argument("--force", action="store_true", help="overwrite an existing log")
+    d.add_argument(
+        "--scenario",
+        default="crash",
+        metavar="NAME",
+        help="a bundled scenario: crash (default, 30 minutes) or black-thursday (a day)",
+    )
+    _quiet_flag(d)
 
 
 def _demo(a: argparse.Namespace) -> int:
@@ -126,13 +137,13 @@ def _demo(a: argparse.Namespace) -> int:
     log alone (re-read, checksums verified, no engine), so what is printed is what the log
     proves (``replay/scenarios/crash.toml``)."""
     _check_seed(a.seed)
-    sc = scn.bundled("crash")
+    sc = scn.bundled(a.scenario)
     seed = sc.seed if a.seed is None else a.seed
     with tempfile.TemporaryDirectory(prefix="clearsim-demo-") as tmp:
         path = Path(a.output) if a.output else Path(tmp) / f"{sc.name}.log"
         print(render.demo_banner(sc, seed), flush=True)
         t0 = time.perf_counter()
-        _, summary = run(sc.config, sc.commands(seed), path, seed=seed, force=a.force)
+        summary = _run_scenario(sc, seed, path, a.quiet, force=a.force)
         t1 = time.perf_counter()
         story, _ = read_story(path)
         t2 = time.perf_counter()
@@ -189,6 +200,7 @@ def _run_setup(r: argparse.ArgumentParser) -> None:
         "its events are checked, not written again, and the result is the log an "
         "uninterrupted run writes; without a LOG.partial, a plain run",
     )
+    _quiet_flag(r)
 
 
 _RUN_EPILOG = (
@@ -210,38 +222,62 @@ def _run(a: argparse.Namespace) -> int:
             raise UsageError("run: give a scenario file or --config and --commands, not both")
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
-        _, summary = run(
-            sc.config,
-            sc.commands(seed),
-            a.output,
-            seed=seed,
-            force=a.force,
-            resume=a.resume,
-            inputs=[a.scenario],
+        summary = _run_scenario(
+            sc, seed, a.output, a.quiet, force=a.force, resume=a.resume, inputs=[a.scenario]
         )
     else:
         if a.config is None or a.commands is None:
             raise UsageError("run: expected a scenario file, or both --config and --commands")
         config = Config.from_toml(a.config)
         commands = read_commands(a.commands)  # opened now: a missing file touches no output
-        _, summary = run(
-            config,
-            commands,
-            a.output,
-            seed=a.seed or 0,
-            force=a.force,
-            resume=a.resume,
-            inputs=[a.config, a.commands],
-        )
-    log.info(
-        "run finished",
-        commands=summary.commands,
-        rejected=summary.rejected,
-        events=summary.events,
-        log=a.output,
-    )
+        size = _size(a.commands)
+        with meter("run", "events", size, quiet=a.quiet) as m:
+            _, summary = run(
+                config,
+                commands,
+                a.output,
+                seed=a.seed or 0,
+                force=a.force,
+                resume=a.resume,
+                inputs=[a.config, a.commands],
+                progress=_by_bytes(m, commands),
+            )
     _out(render.run_summary(summary, a.output))
     return 0
+
+
+def _run_scenario(
+    sc: scn.Scenario, seed: int, output: str | Path, quiet: bool, **options: Any
+) -> RunSummary:
+    """Run a scenario into ``output`` with its progress shown (the simulated clock)."""
+    start = sc.start_ts
+    end = sc.end_ts() if progress.enabled(quiet) else None  # may read a small market through
+    total = end - start if end is not None and end > start else None
+
+    def commands(ex: Exchange) -> Iterator[dict[str, Any]]:  # reads the exchange it feeds
+        return sc.commands(seed, ex)
+
+    with meter("run", "events", total, quiet=quiet) as m:
+
+        def tick(s: RunSummary, ts: int) -> None:
+            m.update(s.events, max(0, ts - start), render.sim_clock(ts))
+
+        _, summary = run(sc.config, commands, output, seed=seed, progress=tick, **options)
+    return summary
+
+
+def _by_bytes(m: Meter, commands: CommandFile) -> Progress:
+    def tick(s: RunSummary, ts: int) -> None:
+        m.update(s.events, commands.position, render.sim_clock(ts))
+
+    return tick
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path) or None
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- state, seek
@@ -351,11 +387,18 @@ def _verify_setup(v: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--no-conservation", action="store_true", help="skip the conservation checks (faster)"
     )
+    _quiet_flag(v)
 
 
 def _verify(a: argparse.Namespace) -> int:
     """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
-    res = verify(a.log, conservation=not a.no_conservation)
+    size = None if str(a.log).endswith(".gz") else _size(a.log)  # .gz: bytes read unknown
+    with meter("verify", "events", size, quiet=a.quiet) as m:
+        res = verify(
+            a.log,
+            conservation=not a.no_conservation,
+            progress=lambda events, offset: m.update(events, offset),
+        )
     out, err = render.verify(res)
     ok = res.ok
     if ok and os.path.exists(snap_path(a.log)):
@@ -438,22 +481,25 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
         help="bars: the close at the bar's ts (default), or open/high/low/close "
         "at +0/+15/+30/+45 s (high first when the bar closes down)",
     )
+    _quiet_flag(im)
 
 
 def _import(a: argparse.Namespace) -> int:
     from clearsim.replay.importers import import_files, summary_text
 
-    s = import_files(
-        a.format,
-        a.inputs,
-        a.output,
-        symbol=a.symbol,
-        every=a.every,
-        skip_bad=a.skip_bad,
-        force=a.force,
-        price=a.price,
-        path=a.path,
-    )
+    with meter("import", "rows", quiet=a.quiet) as m:
+        s = import_files(
+            a.format,
+            a.inputs,
+            a.output,
+            symbol=a.symbol,
+            every=a.every,
+            skip_bad=a.skip_bad,
+            force=a.force,
+            price=a.price,
+            path=a.path,
+            progress=lambda rows, n: m.update(rows, note=f"{n:,} commands"),
+        )
     _out(summary_text(s, a.output))
     return 0
 
@@ -469,7 +515,7 @@ VERBS: dict[str, Verb] = {
         _run_setup,
         _run,
         usage="clearsim run (SCENARIO.toml | --config C.toml --commands X.jsonl) -o LOG "
-        "[--seed N] [--force | --resume]",
+        "[--seed N] [--force | --resume] [--quiet]",
         epilog=_RUN_EPILOG,
     ),
     "state": Verb("rebuild and print the state a log leads to", _state_setup, _state),
@@ -494,7 +540,7 @@ VERBS: dict[str, Verb] = {
         _import_setup,
         _import,
         usage="clearsim import FORMAT INPUT... -o OUT.jsonl [--symbol S] [--every 60s] "
-        "[--skip-bad] [--force]",
+        "[--skip-bad] [--force] [--quiet]",
     ),
 }
 
@@ -512,10 +558,15 @@ def _time_arg(text: str) -> int:
 
 #: Each verb's examples, shown in its ``--help`` epilog (every verb has at least one).
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "demo": ("clearsim demo", "clearsim demo -o crash.log --seed 7"),
+    "demo": (
+        "clearsim demo",
+        "clearsim demo -o crash.log --seed 7",
+        "clearsim demo --scenario black-thursday",
+    ),
     "story": ("clearsim story crash.log",),
     "run": (
         "clearsim run replay/scenarios/crash.toml -o crash.log",
+        "clearsim run replay/scenarios/black-thursday.toml -o bt.log && clearsim story bt.log",
         "clearsim run --config exchange.toml --commands day.jsonl -o day.log.gz",
         "clearsim run replay/scenarios/crash.toml -o crash.log --resume",
     ),

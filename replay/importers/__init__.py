@@ -28,6 +28,7 @@ __all__ = [
     "ImportFailed",
     "ImportSummary",
     "import_files",
+    "open_stream",
     "parse_every",
     "summary_text",
     "thin",
@@ -93,18 +94,18 @@ def thin(commands: Iterable[Command], every_us: int) -> Iterator[Command]:
     yield from flush()
 
 
-def import_files(
+def open_stream(
     fmt: str,
     inputs: list[str],
-    out: str | os.PathLike[str],
     *,
     symbol: str | None = None,
     every: str | None = None,
     skip_bad: bool = False,
-    force: bool = False,
     **options: Any,
-) -> ImportSummary:
-    """Import ``inputs`` (format ``fmt``) into the command file ``out``."""
+) -> tuple[Iterator[Command], list[Source]]:
+    """The commands of ``inputs`` (format ``fmt``), merged by ts and streamed (nothing is
+    read until the first command is asked for), and the sources that count their rows. The
+    options and the inputs' existence are checked now (:class:`ImportFailed`)."""
     if fmt not in FORMATS:
         raise ImportFailed(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     reader, takes = FORMATS[fmt]
@@ -115,19 +116,44 @@ def import_files(
     if not inputs:
         raise ImportFailed("import: expected at least one input file")
     every_us = parse_every(every) if every is not None else None
-    out_p = Path(out)
     for i in inputs:
         if not os.path.exists(i):
             raise ImportFailed(f"{i}: no such file")
-        if out_p.exists() and os.path.samefile(i, out_p):
-            raise ImportFailed(f"{out}: the output is one of the inputs")
-    if out_p.exists() and not force:
-        raise ImportFailed(f"{out}: exists (give --force to overwrite it)")
     sources = [Source(i, skip_bad=skip_bad) for i in inputs]
     streams = [reader(s, symbol=symbol, **extra) for s in sources]
-    merged: Iterable[Command] = heapq.merge(*streams, key=lambda c: c["ts"])
+    merged: Iterator[Command] = heapq.merge(*streams, key=lambda c: c["ts"])
     if every_us is not None:
         merged = thin(merged, every_us)
+    return merged, sources
+
+
+#: ``progress(rows, commands)``: called every this many commands while importing.
+PROGRESS_EVERY = 4096
+
+
+def import_files(
+    fmt: str,
+    inputs: list[str],
+    out: str | os.PathLike[str],
+    *,
+    symbol: str | None = None,
+    every: str | None = None,
+    skip_bad: bool = False,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> ImportSummary:
+    """Import ``inputs`` (format ``fmt``) into the command file ``out``; ``progress(rows
+    read, commands written)`` is called every :data:`PROGRESS_EVERY` commands."""
+    out_p = Path(out)
+    for i in inputs:
+        if out_p.exists() and os.path.exists(i) and os.path.samefile(i, out_p):
+            raise ImportFailed(f"{out}: the output is one of the inputs")
+    merged, sources = open_stream(
+        fmt, inputs, symbol=symbol, every=every, skip_bad=skip_bad, **options
+    )
+    if out_p.exists() and not force:
+        raise ImportFailed(f"{out}: exists (give --force to overwrite it)")
     partial = out_p.with_name(out_p.name + ".partial")
     n, first, last = 0, None, None
     try:
@@ -135,6 +161,8 @@ def import_files(
             for c in merged:
                 f.write(orjson.dumps(c) + b"\n")
                 n += 1
+                if progress is not None and not n % PROGRESS_EVERY:
+                    progress(sum(s.rows for s in sources), n)
                 if first is None:
                     first = c["ts"]
                 last = c["ts"]

@@ -65,6 +65,7 @@ from clearsim.events.types import (
 from clearsim.replay.projections.cash import Move, Record, money_scale
 from clearsim.replay.projections.cash import cash_moves as _raw_cash_moves
 from clearsim.replay.projections.fund import FundBook, FundLow, fund_flows
+from clearsim.replay.projections.orders import EntryOrders
 
 __all__ = [
     "CascadeFold",
@@ -384,6 +385,8 @@ class Story:
         self.events = 0
         self.commands = 0
         self.rejected: Counter[str] = Counter()
+        #: the traders' entry orders (IOC, FOK, market): how they ended (.orders)
+        self.entry_orders = EntryOrders()
         self.first_ts: int | None = None
         self.last_ts = 0
         self.last_seq = 0
@@ -430,6 +433,7 @@ class Story:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
         root = self.cascades.feed(ev)
+        self.entry_orders.feed(ev)
         t = type(ev)
         fund = self.fund
         if t is Input:
