@@ -27,10 +27,10 @@ def _step(text: str, what: str) -> Decimal:
     try:
         s = decimal_str(text, what)
     except BadRow:
-        raise ImportFailed(f"--{what}: {text!r} is not a decimal") from None
+        raise ImportFailed(f"--{what} {text!r}: not a decimal") from None
     d = Decimal(s)
     if d <= 0:
-        raise ImportFailed(f"--{what}: {text!r} must be above zero")
+        raise ImportFailed(f"--{what} {text!r}: must be above zero")
     return d
 
 

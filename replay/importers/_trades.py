@@ -128,7 +128,7 @@ def csv_trades(
     fixed = opts.symbol
     symj = sym_json(fixed or file_symbol)
     sym_seen = fixed or file_symbol
-    grid = opts.grid(sym_seen) if orders else None
+    grid = opts.grid(sym_seen) if orders and sym_seen else None
     # the fast path's timestamp unit, fixed by the first row (digits -> multiply, divide)
     unit: tuple[int, int, int] | None = None
     last = src.last_ts if src.last_ts is not None else -1
