@@ -172,10 +172,7 @@ def _want(
                     rounding=ROUND_FLOOR if buy else ROUND_CEILING
                 ) * grid.tick
             tot[p] = tot.get(p, Decimal(0)) + q
-        shown = {
-            p: (grid.qty(q) if grid is not None else q)
-            for p, q in tot.items()
-        }
+        shown = {p: (grid.qty(q) if grid is not None else q) for p, q in tot.items()}
         shown = {p: q for p, q in shown.items() if q > 0}
         best = sorted(shown, reverse=buy)[:depth]
         for p in best:
@@ -349,7 +346,9 @@ def test_tardis_l2_crlf_blank_lines_and_ns_timestamps(tmp_path: Path) -> None:
             L2_HEAD
             + f"x,S,{T0 * 1000},0,true,bid, 10 ,1\n\n"
             + f"x,S,{T0 * 1000 + 1000},0,false,ask,11,1\n"
-        ).replace("\n", "\r\n").encode()
+        )
+        .replace("\n", "\r\n")
+        .encode()
     )
     out = tmp_path / "o.jsonl"
     s = import_files("tardis", [str(f)], out, book="5")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -332,7 +333,7 @@ def test_real_capture_book_and_trades(tmp_path: Path) -> None:
         ("sell" if t["m"] else "buy", t["p"], t["q"]) for t in trades
     ]
     assert len({o["id"] for o in orders}) == len(orders)
-    assert all(a["ts"] <= b["ts"] for a, b in zip(got, got[1:], strict=False))
+    assert all(a["ts"] <= b["ts"] for a, b in itertools.pairwise(got))
     # the first book appears with the snapshot (line 41), at its local time
     first = next(c for c in got if c["type"] == "market_level")
     assert first["ts"] == 1723161255378345

@@ -60,7 +60,9 @@ def test_tardis_trades_as_orders_real_sample(tmp_path: Path) -> None:
 
 
 def test_order_ids_unique_across_inputs_and_unknown_side(tmp_path: Path) -> None:
-    a = write(tmp_path / "a.csv", TRADES_HEAD + f"x,S,{T0},0,1,buy,10,1\nx,S,{T0 + 2},0,2,sell,11,1\n")
+    a = write(
+        tmp_path / "a.csv", TRADES_HEAD + f"x,S,{T0},0,1,buy,10,1\nx,S,{T0 + 2},0,2,sell,11,1\n"
+    )
     b = write(
         tmp_path / "b.csv",
         TRADES_HEAD + f"x,S,{T0 + 1},0,1,unknown,12,1\nx,S,{T0 + 1},0,2,BUY,13,2\n",
@@ -94,7 +96,8 @@ def test_binance_agg_trades_with_and_without_header(tmp_path: Path) -> None:
 def test_binance_trades_file(tmp_path: Path) -> None:
     f = write(
         tmp_path / "BTCUSDT-trades-2024-08-08.csv",
-        f"id,price,qty,quote_qty,time,is_buyer_maker\n7,60000.1,0.002,120.0002,{T0 // 1000},False\n",
+        "id,price,qty,quote_qty,time,is_buyer_maker\n"
+        f"7,60000.1,0.002,120.0002,{T0 // 1000},False\n",
     )
     assert run_import("binance", [f], tmp_path, trades="orders") == [
         order(T0, "t1", "buy", "0.002", "60000.1", "BTCUSDT")
@@ -173,7 +176,8 @@ def test_config_grid_for_orders_and_missing_instrument(tmp_path: Path) -> None:
         ("buy", "8531.5", "2"),
         ("sell", "8531.5", "3"),
     ]
-    with pytest.raises(ImportFailed, match=r"C\.toml: no instrument 'XBTUSD' \(instruments: BTC-USD"):
+    missing = r"C\.toml: no instrument 'XBTUSD' \(instruments: BTC-USD"
+    with pytest.raises(ImportFailed, match=missing):
         run_import("tardis", [f], tmp_path, trades="orders", config=str(cfg))
     with pytest.raises(ImportFailed, match="not both"):
         run_import("tardis", [f], tmp_path, config=str(cfg), tick_size="1")
