@@ -458,7 +458,10 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
     from clearsim.replay.importers import FORMATS
 
     im.add_argument(
-        "format", choices=sorted(FORMATS), metavar="FORMAT", help="tardis | bars | binance"
+        "format",
+        choices=sorted(FORMATS),
+        metavar="FORMAT",
+        help="tardis | binance | hftbacktest (a raw Binance websocket capture) | bars",
     )
     im.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.gz read as gzip)")
     im.add_argument("-o", "--output", required=True, help="command file to write (JSON Lines)")
@@ -468,12 +471,46 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="at most one index_price per window (60s, 5m, 1h): the window's last",
     )
-    im.add_argument("--skip-bad", action="store_true", help="count and skip bad rows")
+    im.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="count and skip bad rows (and go on after a capture's depth gap, withdrawing "
+        "the book until the next snapshot)",
+    )
     im.add_argument("--force", action="store_true", help="overwrite an existing output")
+    im.add_argument(
+        "--book",
+        metavar="none|top|L",
+        help="the market's liquidity as #market levels: none (default), top (best bid and "
+        "ask), or L (the L best levels per side)",
+    )
+    im.add_argument(
+        "--trades",
+        choices=("prices", "orders", "both"),
+        help="trades as index prices, as #market IOC orders, or both (default: prices "
+        "without --book, orders with it)",
+    )
+    im.add_argument(
+        "--tick-size",
+        metavar="X",
+        help="round prices off this tick onto it (buy levels down, sell levels up)",
+    )
+    im.add_argument("--lot-size", metavar="X", help="round quantities down to this lot")
+    im.add_argument(
+        "--config", metavar="C.toml", help="take each instrument's tick and lot from a config"
+    )
+    im.add_argument(
+        "--funding", metavar="FILE", help="a funding file (tardis ticker, binance) to merge in"
+    )
+    im.add_argument(
+        "--liquidations",
+        metavar="FILE",
+        help="where liquidation records go (default: OUT with .liquidations.jsonl)",
+    )
     im.add_argument(
         "--price",
         choices=("index", "mark"),
-        help="tardis derivative_ticker: the price column (default index)",
+        help="tardis derivative_ticker, capture markPriceUpdate: the price column (default index)",
     )
     im.add_argument(
         "--path",
@@ -498,6 +535,13 @@ def _import(a: argparse.Namespace) -> int:
             force=a.force,
             price=a.price,
             path=a.path,
+            book=a.book,
+            trades=a.trades,
+            tick_size=a.tick_size,
+            lot_size=a.lot_size,
+            config=a.config,
+            funding=a.funding,
+            liquidations=a.liquidations,
             progress=lambda rows, n: m.update(rows, note=f"{n:,} commands"),
         )
     _out(summary_text(s, a.output))
@@ -536,10 +580,11 @@ VERBS: dict[str, Verb] = {
         _cascade,
     ),
     "import": Verb(
-        "turn historical market data (prices, funding) into a command file",
+        "turn historical market data (prices, funding, book, trades) into a command file",
         _import_setup,
         _import,
         usage="clearsim import FORMAT INPUT... -o OUT.jsonl [--symbol S] [--every 60s] "
+        "[--book none|top|L] [--trades prices|orders|both] [--tick-size X | --config C.toml] "
         "[--skip-bad] [--force] [--quiet]",
     ),
 }
@@ -586,6 +631,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "--symbol XBTUSD -o day.jsonl",
         "clearsim import tardis derivative_ticker.csv trades.csv.gz --every 60s -o day.jsonl",
         "clearsim import binance BTCUSDT-funding-history.csv --symbol BTCUSDT -o funding.jsonl",
+        "clearsim import tardis incremental_book_L2.csv.gz trades.csv.gz --book 10 "
+        "--config exchange.toml --symbol BTC-USD -o day.jsonl",
+        "clearsim import hftbacktest ../shared/data/binance-usdm/ethusdt_20240808.gz "
+        "--book 20 --trades both -o eth.jsonl",
     ),
 }
 
