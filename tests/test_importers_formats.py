@@ -328,3 +328,31 @@ def test_imported_book_and_trades_run_through_the_engine(tmp_path: Path) -> None
             cwd=ROOT)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "(0 rejected)" in r.stdout
+
+
+@pytest.mark.parametrize("trades", ["prices", "orders", "both"])
+@pytest.mark.parametrize("unit", [1, 1000, -1000])  # µs, ns, ms timestamps
+def test_fast_rows_equal_the_careful_path(tmp_path: Path, trades: str, unit: int) -> None:
+    """The hot loop's inlined checks and formatting give, byte for byte, what the careful
+    path gives for the same rows (made to take it by blanks around each field)."""
+    import random
+
+    rnd = random.Random(3)
+    clean, padded, ts = [], [], T0
+    for i in range(3000):
+        ts += rnd.randint(0, 3) * 1000
+        t = ts * unit if unit > 0 else ts // -unit
+        p = f"{rnd.randint(0, 99999)}.{rnd.randint(1, 9)}"
+        q = rnd.choice(("1", "0.001", "25", "0.5"))
+        row = ["x", rnd.choice(("XBTUSD", "ETHUSD")), str(t), "0", str(i),
+               rnd.choice(("buy", "sell")), p, q]  # fmt: skip
+        clean.append(",".join(row) + "\n")
+        padded.append(",".join(f" {c} " for c in row) + "\n")
+    outs = []
+    for name, rows in (("clean", clean), ("padded", padded)):
+        f = write(tmp_path / f"{name}.csv", TRADES_HEAD + "".join(rows))
+        out = tmp_path / f"{name}.jsonl"
+        import_files("tardis", [str(f)], out, trades=trades)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert len(outs[0].splitlines()) == 3000 * (2 if trades == "both" else 1)

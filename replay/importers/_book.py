@@ -129,7 +129,10 @@ class Book:
         if self.grid is not None:
             self._update_grid(side, price, qty)
             return
-        side.show(side.key(price), None if is_zero(qty) else (price, qty))
+        k = side.keyof.get(price)
+        if k is None:
+            k = side.key(price)
+        side.show(k, (price, qty) if qty.strip("0.") else None)
 
     def update_many(self, buy: bool, prices: Iterable[str], qtys: Iterable[str]) -> None:
         """:meth:`update` for each (price, qty), the plain case inlined (a depth message

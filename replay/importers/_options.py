@@ -13,15 +13,13 @@
 from __future__ import annotations
 
 import enum
-import itertools
-from collections.abc import Iterator
 
 import attrs
 
 from clearsim.replay.importers._common import ImportFailed
 from clearsim.replay.importers._grid import Grid, GridTable, grid_table
 
-__all__ = ["Options", "TradesAs", "parse_book"]
+__all__ = ["Ids", "Options", "TradesAs", "parse_book"]
 
 
 class TradesAs(enum.StrEnum):
@@ -42,6 +40,21 @@ def parse_book(text: str | int | None) -> tuple[int, bool]:
     return int(s), False
 
 
+class Ids:
+    """The import's one order-id counter (``t1``, ``t2``, ...): unique across the inputs."""
+
+    __slots__ = ("next_id",)
+
+    def __init__(self) -> None:
+        self.next_id = 1
+
+    def take(self, n: int = 1) -> int:
+        """Reserve ``n`` ids; the first of them."""
+        first = self.next_id
+        self.next_id += n
+        return first
+
+
 @attrs.define
 class Options:
     symbol: str | None = None
@@ -52,7 +65,7 @@ class Options:
     path: str = "close"
     grids: GridTable = attrs.field(factory=grid_table)
     #: one counter for the whole import: order ids are unique across inputs
-    ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+    ids: Ids = attrs.field(factory=Ids)
     _grid_cache: dict[str, Grid | None] = attrs.field(factory=dict)
 
     def grid(self, symbol: str) -> Grid | None:

@@ -26,9 +26,7 @@ from clearsim.replay.importers._common import (
     epoch_to_us,
     index_line,
     int_ts,
-    is_zero,
     order_line,
-    plain_ok,
     positive_str,
     sym_json,
 )
@@ -105,7 +103,7 @@ class TradeSink:
                 self.dropped += 1
                 return
             qty = q
-        out.append(order_line(ts, f"t{next(self.opts.ids)}", symj, side, qty, price))
+        out.append(order_line(ts, f"t{self.opts.ids.take()}", symj, side, qty, price))
         out_ts.append(ts)
 
     def notes(self) -> None:
@@ -175,26 +173,33 @@ def csv_trades(
     for ln, lines, ascii_ in chunks:
         out_ts: list[int] = []
         out: list[str] = []
+        put, put_ts = out.append, out_ts.append
         src.rows += len(lines)
         tlen, mul, div = unit if unit is not None else (0, 1, 1)
+        scaled = mul != 1 or div != 1
+        # the id counter, local for the block (the readers interleave only at yields)
+        nid = ids.next_id
         for i, line in enumerate(lines, ln):
             r = line.split(",")
             if ascii_ and len(r) == n:
                 t, p, q = r[its], r[ip], r[iq]
                 side = sides.get(r[iside], "")
+                # plain_ok and "not zero" of price and qty, inlined (the hot loop)
                 ok = (
                     side != ""
                     and len(t) == tlen
                     and t.isdigit()
-                    and plain_ok(p)
-                    and plain_ok(q)
-                    and (p[0] != "0" or not is_zero(p))
-                    and (q[0] != "0" or not is_zero(q))
+                    and p.replace(".", "", 1).isdigit()
+                    and p[0] != "." != p[-1]
+                    and q.replace(".", "", 1).isdigit()
+                    and q[0] != "." != q[-1]
+                    and (p[0] != "0" or p.strip("0.") != "")
+                    and (q[0] != "0" or q.strip("0.") != "")
                 )
             else:
                 ok = False
             if ok:
-                ts = int(t) * mul // div
+                ts = int(t) * mul // div if scaled else int(t)
                 if isym is not None and not fixed:
                     sym = r[isym]
                     if sym != sym_seen:
@@ -209,6 +214,7 @@ def csv_trades(
                     continue
                 ts, sym, side, p, q = got
                 tlen, mul, div = unit if unit is not None else (0, 1, 1)
+                scaled = mul != 1 or div != 1
                 if sym != sym_seen:
                     sym_seen, symj = sym, sym_json(sym)
                     grid = opts.grid(sym) if orders else None
@@ -218,13 +224,22 @@ def csv_trades(
             last = ts
             if orders:
                 if side is not None and grid is None:
-                    out.append(order_line(ts, f"t{next(ids)}", symj, side, q, p))
-                    out_ts.append(ts)
+                    # order_line, inlined
+                    put(
+                        f'{{"type":"order","ts":{ts},"account":"#market","id":"t{nid}",'
+                        f'"symbol":{symj},"side":"{side}","qty":"{q}","price":"{p}",'
+                        '"tif":"ioc"}\n'
+                    )
+                    put_ts(ts)
+                    nid += 1
                 else:
+                    ids.next_id = nid
                     sink.order(ts, sym_seen, symj, side, p, q, out_ts, out)
+                    nid = ids.next_id
             if prices:
-                out.append(index_line(ts, symj, p))
-                out_ts.append(ts)
+                put(f'{{"type":"index_price","ts":{ts},"symbol":{symj},"price":"{p}"}}\n')
+                put_ts(ts)
+        ids.next_id = nid
         if out:
             yield out_ts, out
     src.last_ts = last if last >= 0 else src.last_ts

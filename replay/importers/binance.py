@@ -102,7 +102,9 @@ def london_to_us(text: str, column: str, *, use_zoneinfo: bool = True) -> int:
     return london_rule_to_us(local)
 
 
-_MAKER_SIDES: dict[str, str | None] = {"true": "sell", "false": "buy"}
+_MAKER_SIDES: dict[str, str | None] = {
+    "true": "sell", "false": "buy", "True": "sell", "False": "buy",
+}  # fmt: skip
 AGG = ("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
        "transact_time", "is_buyer_maker")  # fmt: skip
 TRADES = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")

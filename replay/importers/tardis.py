@@ -38,9 +38,7 @@ from clearsim.replay.importers._common import (
     first_line,
     index_line,
     int_ts,
-    is_zero,
     liquidation_line,
-    plain_ok,
     positive_str,
     size_str,
     sym_json,
@@ -241,14 +239,17 @@ def _book_l2(
             r = line.split(",")
             if ascii_ and len(r) == n:
                 t, p, q, s, snap = r[its], r[ip], r[iq], r[iside], r[isnap]
+                # plain_ok of price and qty, a price above zero: inlined (the hot loop)
                 ok = (
                     len(t) == tlen
                     and t.isdigit()
-                    and plain_ok(p)
-                    and plain_ok(q)
+                    and p.replace(".", "", 1).isdigit()
+                    and p[0] != "." != p[-1]
+                    and q.replace(".", "", 1).isdigit()
+                    and q[0] != "." != q[-1]
                     and (s == "bid" or s == "ask")
                     and (snap == "false" or snap == "true")
-                    and (p[0] != "0" or not is_zero(p))
+                    and (p[0] != "0" or p.strip("0.") != "")
                     and r[isym] != ""
                 )
             else:
