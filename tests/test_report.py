@@ -203,6 +203,12 @@ def test_report_of_a_file_that_is_not_a_log(tmp_path: Path, content: bytes) -> N
     assert not out.exists() and not (tmp_path / "r.html.partial").exists()
 
 
+def test_report_into_a_missing_directory_is_refused_before_the_work(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "r.html"
+    assert_user_error(report_cli(golden("book"), "-o", out), "no such directory")
+    assert not (tmp_path / "no").exists()
+
+
 def test_report_of_a_missing_log(tmp_path: Path) -> None:
     assert_user_error(report_cli(tmp_path / "nope.log", "-o", tmp_path / "r.html"), "nope.log")
 
@@ -314,12 +320,13 @@ def _open_in_chromium(browser: Any, page_path: Path, shot: Path) -> dict[str, An
 
     page.route("**/*", only_the_file)
     try:
-        page.goto(page_path.as_uri())
+        # Generous: plotly draws while the page loads, and a loaded machine is slow at it.
+        page.goto(page_path.as_uri(), timeout=300_000)
         page.wait_for_function(
             """() => [...document.querySelectorAll('div.chart')].every(c =>
                    c.querySelector('.no-data') ||
                    c.querySelector('.js-plotly-plot .main-svg'))""",
-            timeout=240_000,
+            timeout=300_000,
         )
         charts = page.eval_on_selector_all(
             "div.chart",

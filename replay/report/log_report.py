@@ -191,12 +191,22 @@ def _header(data: LogData) -> str:
             "warn" if st.liquidated else "",
         )
     )
+    configured = data.config.get("waterfall", {}).get("steps", [])
+    closed = [
+        (name, totals.count)
+        for name, totals in (
+            ("book", st.book),
+            ("backstop", st.backstop),
+            ("takeover", st.takeover),
+            ("ADL", st.adl),
+        )
+        if totals.count or name.lower() in configured
+    ]
     tiles.append(
         _tile(
             "waterfall",
-            f"{st.book.count:,} book · {st.backstop.count:,} backstop · "
-            f"{st.takeover.count:,} takeover · {st.adl.count:,} ADL",
-            f"book fills, backstop transfers, takeovers, deleveragings "
+            " · ".join(f"{name} {n:,}" for name, n in closed) or "nothing closed",
+            "book fills, backstop transfers, takeovers, deleveragings "
             f"({len(st.adl.accounts):,} accounts ADL'd)",
             "wide",
         )
@@ -425,7 +435,8 @@ def _config_tables(data: LogData) -> str:
 
 def _footer(data: LogData) -> str:
     return (
-        f"<footer>Made by clearsim {_e(clearsim.__version__)} from {_e(data.path)} alone "
+        f"<footer>Made by clearsim {_e(clearsim.__version__)} from "
+        f"{_e(os.path.basename(data.path))} alone "
         "(checksums verified, no engine): the figures are those of <code>clearsim story</code>, "
         "<code>fund</code> and <code>cascade</code> for the same log.</footer>"
     )
@@ -439,14 +450,14 @@ main{max-width:1240px;margin:0 auto;padding:20px 24px 40px}
 header h1{font-size:22px;margin:0 0 4px}
 .sub{color:#5b6475;margin:0 0 14px}
 .torn{background:#fff3cd;border:1px solid #e0c36b;padding:8px 12px;border-radius:6px}
-.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(215px,1fr));gap:10px;
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:10px;
  grid-auto-flow:dense}
 .tile{background:#fff;border:1px solid #dde1e8;border-left:4px solid #4c78a8;
  border-radius:6px;padding:9px 12px}
 .tile.warn{border-left-color:#f58518}.tile.bad{border-left-color:#e45756}
 .tile.wide{grid-column:span 2}
 .tile .label{color:#5b6475;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
-.tile .value{font-size:18px;font-weight:600;margin:2px 0}
+.tile .value{font-size:16px;font-weight:600;margin:2px 0}
 .tile .note{color:#5b6475;font-size:12px}
 details{margin:12px 0}summary{cursor:pointer;color:#3a5a98}
 pre{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px;overflow:auto;

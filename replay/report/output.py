@@ -1,10 +1,10 @@
 """Writing a report page: checked before the work, written beside the target, renamed.
 
 :class:`ReportOutput` refuses, before the log is read, an output that exists (unless
-``force``), is a directory, or is one of the inputs (even with ``force``); :meth:`write`
-puts the page in ``OUT.partial`` beside ``OUT`` and ``os.replace``s it into place, so a
-failed or interrupted write never leaves a half page under the name asked for (the pattern
-of :mod:`replay.runner` and :mod:`replay.importers`).
+``force``), is a directory or in a missing one, or is one of the inputs (even with
+``force``); :meth:`write` puts the page in ``OUT.partial`` beside ``OUT`` and
+``os.replace``s it into place, so a failed or interrupted write never leaves a half page
+under the name asked for (the pattern of :mod:`replay.runner` and :mod:`replay.importers`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class ReportOutput:
         self.partial = self.target + ".partial"
         if os.path.isdir(self.target):
             raise ReportError(f"{self.dest}: is a directory")
+        parent = os.path.dirname(self.target) or "."
+        if not os.path.isdir(parent):
+            raise ReportError(f"{self.dest}: no such directory {parent}")
         for src in inputs:
             if _same_file(self.target, src) or _same_file(self.partial, src):
                 raise ReportError(
