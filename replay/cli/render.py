@@ -82,6 +82,17 @@ def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
     )
 
 
+# --------------------------------------------------------------------------- report
+
+
+def report_written(output: str, size: int, charts: int, empty: int) -> str:
+    """What ``clearsim report`` prints once the page is in place."""
+    what = f"; {charts} charts" if charts else ""
+    if empty:
+        what += f", {empty} of them saying there was no data"
+    return f"report written to {output} ({size / 1e6:.1f} MB{what})\n"
+
+
 # --------------------------------------------------------------------------- state
 
 

@@ -548,6 +548,34 @@ def _import(a: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- report
+
+
+def _report_setup(rp: argparse.ArgumentParser) -> None:
+    rp.add_argument("log", metavar="LOG", help="an event log (a sweep's results: .parquet)")
+    rp.add_argument("-o", "--output", required=True, help="the HTML page to write")
+    rp.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+_REPORT_EPILOG = (
+    "The page opens offline: plotly.js and every style are inlined, nothing is fetched.\n"
+    "It is written to OUT.partial beside OUT and renamed into place when complete. A torn\n"
+    "log tail is a warning: the page shows what is before it. Needs plotly (the report\n"
+    "extra: pip install 'clearsim[report]')."
+)
+
+
+def _report(a: argparse.Namespace) -> int:
+    from clearsim.replay.report import ReportOutput, report_page
+
+    out = ReportOutput(a.output, force=a.force, inputs=[a.log])  # refused before the work
+    page = report_page(a.log)
+    _warn_torn(page.torn)
+    size = out.write(page.html)
+    _out(render.report_written(a.output, size, page.charts, page.empty))
+    return 0
+
+
 # --------------------------------------------------------------------------- the table
 
 #: Every verb, in the order ``clearsim --help`` lists them.
@@ -578,6 +606,13 @@ VERBS: dict[str, Verb] = {
         "the tree of events caused by a seq, or the largest cascades, with totals",
         _cascade_setup,
         _cascade,
+    ),
+    "report": Verb(
+        "one self-contained HTML page of a log's charts (opens offline)",
+        _report_setup,
+        _report,
+        usage="clearsim report LOG -o report.html [--force]",
+        epilog=_REPORT_EPILOG,
     ),
     "import": Verb(
         "turn historical market data (prices, funding, book, trades) into a command file",
@@ -626,6 +661,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
     "diff": ("clearsim diff a.log b.log",),
     "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+    "report": (
+        "clearsim report crash.log -o report.html",
+        "clearsim report crash.log -o report.html --force",
+    ),
     "import": (
         "clearsim import bars ../shared/data/bitmex/XBTUSD-1m-2020-03-12.json "
         "--symbol XBTUSD -o day.jsonl",
