@@ -213,6 +213,13 @@ class Scenario:
 
         return last_ts(self.market)
 
+    def input_files(self) -> tuple[Path, ...]:
+        """The files the run reads besides the scenario file (the market's)."""
+        m = self.market
+        if m is None:
+            return ()
+        return (m.path,) if isinstance(m, MarketCommands) else m.files
+
     def population_ids(self) -> list[str]:
         return account_ids(self.population.id_prefix, self.population.count)
 
