@@ -203,8 +203,8 @@ class Scenario:
         return (self.steps - 1) * self.step_s
 
     def end_ts(self) -> int | None:
-        """The ts of the run's last price (None: a market whose end is only known by
-        reading it all, an importer's)."""
+        """The ts of the run's last price; with a ``market``, of its last command, when that
+        is cheap to know (:func:`.market.last_ts`), else None."""
         if self.market is None:
             if self.price.offsets_us:
                 return self.start_ts + self.price.offsets_us[self.steps - 1]
