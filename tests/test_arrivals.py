@@ -682,3 +682,12 @@ def test_arrival_streams_are_deterministic_across_calls() -> None:
     two = list(arrivals.poisson_entries(sc, 1, a, None))
     assert one == two and len(one) == 100
     assert one != list(arrivals.poisson_entries(sc, 2, a, None))
+
+
+def test_run_refuses_to_write_over_the_market_file(tmp_path: Path) -> None:
+    path = market_scenario(tmp_path)
+    day = tmp_path / "day.jsonl"
+    before = day.read_bytes()
+    r = _clearsim("run", str(path), "-o", str(day), "--force")
+    assert r.returncode == 2 and "refusing to write over an input" in r.stderr
+    assert day.read_bytes() == before

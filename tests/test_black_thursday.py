@@ -145,3 +145,22 @@ def test_cli_tells_the_story(day: tuple[Path, str, Story]) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "XBTUSD index 7931.5 -> low 4266.0" in r.stdout and "Insurance fund" in r.stdout
+
+
+def test_demo_takes_a_bundled_scenario_by_name() -> None:
+    """``clearsim demo --scenario black-thursday`` (its banner; the run is the fixture's),
+    and an unknown name is one error line."""
+    from clearsim.replay.cli.render import demo_banner
+
+    banner = demo_banner(scn.bundled("black-thursday"), 2020)
+    assert banner.startswith("clearsim demo: 'black-thursday' (seed 2020): 5,000 leveraged")
+    assert "a historical day from 2020-03-12 00:00:00 UTC on XBTUSD" in banner
+    assert "waterfall takeover -> adl" in banner
+    r = subprocess.run(
+        [sys.executable, "-m", "clearsim", "demo", "--scenario", "../etc/passwd"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("error: bundled scenario '../etc/passwd': not a scenario name")

@@ -223,7 +223,13 @@ def _run(a: argparse.Namespace) -> int:
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
         summary = _run_scenario(
-            sc, seed, a.output, a.quiet, force=a.force, resume=a.resume, inputs=[a.scenario]
+            sc,
+            seed,
+            a.output,
+            a.quiet,
+            force=a.force,
+            resume=a.resume,
+            inputs=[a.scenario, *sc.input_files()],
         )
     else:
         if a.config is None or a.commands is None:

@@ -203,8 +203,8 @@ class Scenario:
         return (self.steps - 1) * self.step_s
 
     def end_ts(self) -> int | None:
-        """The ts of the run's last price (None: a market whose end is only known by
-        reading it all, an importer's)."""
+        """The ts of the run's last price; with a ``market``, of its last command, when that
+        is cheap to know (:func:`.market.last_ts`), else None."""
         if self.market is None:
             if self.price.offsets_us:
                 return self.start_ts + self.price.offsets_us[self.steps - 1]
@@ -212,6 +212,13 @@ class Scenario:
         from clearsim.replay.scenarios.market import last_ts  # market imports the model
 
         return last_ts(self.market)
+
+    def input_files(self) -> tuple[Path, ...]:
+        """The files the run reads besides the scenario file (the market's)."""
+        m = self.market
+        if m is None:
+            return ()
+        return (m.path,) if isinstance(m, MarketCommands) else m.files
 
     def population_ids(self) -> list[str]:
         return account_ids(self.population.id_prefix, self.population.count)

@@ -176,7 +176,8 @@ def bundled_path(name: str = "crash") -> Path:
 def from_dict(
     d: object, base_dir: str | Path | None = None, default_name: str = "scenario"
 ) -> Scenario:
-    """Validate the TOML shape of a scenario. ``base_dir`` resolves ``price.bars_file``."""
+    """Validate the TOML shape of a scenario. ``base_dir`` resolves ``price.bars_file`` and
+    the ``[market]``'s files."""
     top = _Table(d, "")
     top.known(*_CONFIG_TABLES, *_SCENARIO_TABLES)
     try:
@@ -197,37 +198,12 @@ def from_dict(
         raise ScenarioError(f"scenario.symbol: {symbol!r} is not one of the [[instruments]]")
     grid = Grid(spec.tick_size, spec.lot_size)
 
-    market: Market | None = None
     if top.has("market"):
-        market, start_ts = _market(top.d["market"], base_dir, symbol)
-        for k in ("price",):
-            if top.has(k):
-                raise ScenarioError(
-                    f"{k}: not used with [market] (the market's index_price commands are "
-                    "the price path)"
-                )
-        for k in ("step_s", "steps"):
-            if sc.has(k):
-                raise ScenarioError(f"scenario.{k}: not used with [market] (its commands are)")
-        if sc.has("start_ts"):
-            given = sc.integer("start_ts", None, 0, MAX_TS)
-            if given > start_ts:
-                raise ScenarioError(
-                    f"scenario.start_ts: {given} is after the market's first command "
-                    f"({start_ts})"
-                )
-            start_ts = given
+        market, start_ts = _market_start(top, sc, base_dir, symbol)
         price, step_s, steps, duration = PricePath("series"), 1, 1, None
     else:
-        price, bars_start, bars_step = _price(top.d.get("price", {}), grid, base_dir)
-        start_ts = sc.integer("start_ts", bars_start or DEFAULT_START_TS, 0, MAX_TS)
-        if sc.has("step_s") and price.offsets_us:  # the user's even spacing wins
-            price = PricePath("series", series=price.series)
-        step_s = sc.integer("step_s", bars_step or 1, 1, 10**7)
-        if price.kind == "series":
-            steps = sc.integer("steps", len(price.series), 1, len(price.series))
-        else:
-            steps = sc.integer("steps", None, 1, 10**8)
+        market = None
+        price, start_ts, step_s, steps = _price_steps(top, sc, grid, base_dir)
         duration = (
             price.offsets_us[steps - 1] // US_PER_S if price.offsets_us else (steps - 1) * step_s
         )
@@ -287,6 +263,45 @@ def from_dict(
         events=tuple(events),
         market=market,
     )
+
+
+def _market_start(
+    top: _Table, sc: _Table, base_dir: str | Path | None, symbol: str
+) -> tuple[Market, int]:
+    """The ``[market]`` and the run's start: its first command's ts, or an earlier
+    ``start_ts``. The market replaces ``[price]``, ``steps`` and ``step_s``."""
+    market, start_ts = _market(top.d["market"], base_dir, symbol)
+    if top.has("price"):
+        raise ScenarioError(
+            "price: not used with [market] (the market's index_price commands are the price path)"
+        )
+    for k in ("step_s", "steps"):
+        if sc.has(k):
+            raise ScenarioError(f"scenario.{k}: not used with [market] (its commands are)")
+    if sc.has("start_ts"):
+        given = sc.integer("start_ts", None, 0, MAX_TS)
+        if given > start_ts:
+            raise ScenarioError(
+                f"scenario.start_ts: {given} is after the market's first command ({start_ts})"
+            )
+        start_ts = given
+    return market, start_ts
+
+
+def _price_steps(
+    top: _Table, sc: _Table, grid: Grid, base_dir: str | Path | None
+) -> tuple[PricePath, int, int, int]:
+    """The ``[price]`` path and its clock: (path, start_ts, step_s, steps)."""
+    price, bars_start, bars_step = _price(top.d.get("price", {}), grid, base_dir)
+    start_ts = sc.integer("start_ts", bars_start or DEFAULT_START_TS, 0, MAX_TS)
+    if sc.has("step_s") and price.offsets_us:  # the user's even spacing wins
+        price = PricePath("series", series=price.series)
+    step_s = sc.integer("step_s", bars_step or 1, 1, 10**7)
+    if price.kind == "series":
+        steps = sc.integer("steps", len(price.series), 1, len(price.series))
+    else:
+        steps = sc.integer("steps", None, 1, 10**8)
+    return price, start_ts, step_s, steps
 
 
 def _population(
