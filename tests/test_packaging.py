@@ -73,6 +73,7 @@ def test_wheel_holds_every_layer_and_the_bundled_scenarios(wheel: Path) -> None:
     assert "clearsim/replay/scenarios/crash.toml" in names
     assert "clearsim/replay/scenarios/black-thursday.toml" in names
     assert "clearsim/replay/scenarios/black-thursday-XBTUSD-1m.csv" in names
+    assert "clearsim/replay/sweep/cell.py" in names
     assert "clearsim/__main__.py" in names
     # The real files, not symlinks or their targets' paths.
     assert not any(n.startswith(("events/", "clearing/", "replay/", "orderbook/")) for n in names)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["Meter", "meter"]
+__all__ = ["Meter", "meter", "runs"]
 
 
 class Meter:
@@ -90,3 +90,78 @@ def meter(
     with Progress(*columns, console=console, transient=True) as p:
         task = p.add_task(what, total=total or None, count="0", rate="", note="")
         yield _RichMeter(p, task)
+
+
+# A counter of whole items (a sweep's runs): one call per item done, with its label; a
+# plain one-line counter when rich is missing, since a sweep is long even without it.
+Advance = Callable[[str], None]
+
+
+def _nothing(note: str) -> None:
+    return None
+
+
+@contextmanager
+def runs(
+    total: int | None, what: str, *, quiet: bool = False, stream: IO[str] | None = None
+) -> Iterator[Advance]:
+    """``with runs(n, "runs") as done: ... done("crash.toml seed 1")``; ``total`` None
+    counts items without a bar's end (a search that does not know how many it will make)."""
+    out = sys.stderr if stream is None else stream
+    if quiet or total == 0 or not out.isatty():
+        yield _nothing
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:
+        with _plain(total, what, out) as advance:
+            yield advance
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+    with Progress(*columns, console=Console(file=out), transient=False) as bar:
+        task = bar.add_task(what, total=total, note="")
+
+        def advance(note: str) -> None:
+            bar.update(task, advance=1, note=note)
+
+        yield advance
+
+
+@contextmanager
+def _plain(total: int | None, what: str, out: IO[str]) -> Iterator[Advance]:
+    done = 0
+    t0 = time.monotonic()
+
+    def advance(note: str) -> None:
+        nonlocal done
+        done += 1
+        elapsed = time.monotonic() - t0
+        if total is None:
+            out.write(f"\r{what} {done}  {elapsed:.0f} s  {note}\033[K")
+        else:
+            eta = elapsed / done * (total - done)
+            out.write(f"\r{what} {done}/{total}  {elapsed:.0f} s, eta {eta:.0f} s  {note}\033[K")
+        out.flush()
+
+    try:
+        yield advance
+    finally:
+        if done:
+            out.write("\n")
+            out.flush()

@@ -14,6 +14,8 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.codec import ENGINE_VERSION
 from clearsim.orderbook.grid import Grid
@@ -24,6 +26,8 @@ from clearsim.replay.projections.orders import EntryOrders
 from clearsim.replay.projections.story import RootCascade, StepTotals, Story
 from clearsim.replay.runner import RunSummary
 from clearsim.replay.scenarios import Scenario
+from clearsim.replay.sweep.calibrate import Calibration
+from clearsim.replay.sweep.overrides import render as param_text
 from clearsim.replay.verify import VerifyResult
 
 # --------------------------------------------------------------------------- run, demo
@@ -654,3 +658,141 @@ def _clock(ts: int, t0: int) -> str:
 def _utc(ts: int) -> str:
     dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --------------------------------------------------------------------------- sweep, calibrate
+
+
+def _units(v: object, unit: str) -> str:
+    """An exact amount (a Decimal from a results table) with its unit, to the cent."""
+    return f"{Decimal(str(v)):,.2f} {unit}" if v is not None else "-"
+
+
+def _exact(v: object) -> str:
+    """An exact amount from a results row as a plain decimal string (no trailing zeros)."""
+    d = Decimal(str(v)).normalize()
+    return format(d, "f") if d else "0"
+
+
+def _day(name: str, width: int = 22) -> str:
+    """A day's name cut from the left to ``width`` (the file name is the telling end)."""
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def _case(params: tuple[tuple[str, Any], ...] | str) -> str:
+    if isinstance(params, str):
+        params = tuple(orjson.loads(params).items())
+    return ", ".join(f"{k}={param_text(v)}" for k, v in params) or "(the scenario as written)"
+
+
+def sweep_summary(
+    sweep_path: str,
+    cells: int,
+    ran: int,
+    output: str,
+    rows: list[dict[str, Any]],
+    workers: str,
+    seconds: float,
+    limit: int = 40,
+) -> str:
+    """What ``clearsim sweep`` prints: the counts, then a line per cell of the sweep."""
+    skipped = cells - ran
+    head = (
+        f"{sweep_path}: {cells} cells: {ran} run on {workers} in {seconds:.1f} s"
+        + (f", {skipped} already in {output}" if skipped else "")
+        + f"; {output} holds {len(rows)} rows\n"
+    )
+    if not rows:
+        return head
+    lines = [head, f"  {'day':<22} {'seed':>6}  {'fund min':>20} {'ADL':>6} "
+             f"{'ADL notional':>20} {'clawback':>16} {'debt':>14}  parameters"]  # fmt: skip
+    for r in rows[:limit]:
+        unit = r["collateral"]
+        lines.append(
+            f"  {_day(r['day']):<22} {r['seed']:>6}  {_units(r['fund_min'], unit):>20} "
+            f"{r['adl_count']:>6} {_units(r['adl_notional'], unit):>20} "
+            f"{_units(r['clawback_total'], unit):>16} {_units(r['system_debt'], unit):>14}  "
+            f"{_case(r['params'])}"
+        )
+    if len(rows) > limit:
+        lines.append(f"  ... {len(rows) - limit} more rows in {output}")
+    return "\n".join(lines) + "\n"
+
+
+def calibrate_text(cal: Calibration, runs_from: str | None = None) -> str:
+    """What ``clearsim calibrate`` prints: the answer per case, the monotonicity check, and
+    the table of the runs made."""
+    dom = cal.domain
+    tol = "1% of the bracket" if cal.tolerance is None else dom.text(cal.tolerance)
+    lines = [f"calibrate {dom.path} for {cal.target.value} (tolerance {tol}):"]
+    for i, res in enumerate(cal.results):
+        probes = len({r.value for r in cal.runs if r.case == i})
+        if res.value is None:
+            answer = f"not met up to {dom.text(res.lo)} ({probes} values tried)"
+        elif res.value == res.lo:
+            answer = f"{dom.text(res.value)} (met at the low end; {probes} values tried)"
+        else:
+            answer = f"{dom.text(res.value)} (fails at {dom.text(res.lo)}; {probes} values tried)"
+        lines.append(f"  [{i}] {_case(res.params)}: {answer}")
+        for v in res.violations:
+            lines.append(f"    not monotone: {v}")
+    if all(not r.violations for r in cal.results):
+        lines.append("  monotone over every run made (per day and seed)")
+    cached = sum(1 for r in cal.runs if r.cached)
+    lines.append("")
+    lines.append(
+        f"runs: {len(cal.runs)}"
+        + (f" ({cached} found in {runs_from})" if cached and runs_from else "")
+    )
+    lines.append(
+        f"  {'case':>4} {'value':>20} {'day':<22} {'seed':>6} {'met':>4} {'ADL':>6} "
+        f"{'ADL notional':>20} {'clawback':>16} {'debt':>14} {'fund min':>20}"
+    )
+    for r in cal.runs:
+        row = r.row
+        unit = row["collateral"]
+        lines.append(
+            f"  {r.case:>4} {dom.text(r.value):>20} {_day(r.day):<22} {r.seed:>6} "
+            f"{'yes' if r.met else 'no':>4} {row['adl_count']:>6} "
+            f"{_units(row['adl_notional'], unit):>20} {_units(row['clawback_total'], unit):>16} "
+            f"{_units(row['system_debt'], unit):>14} {_units(row['fund_min'], unit):>20}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def calibrate_json(cal: Calibration) -> dict[str, Any]:
+    dom = cal.domain
+    return {
+        "param": dom.path,
+        "target": cal.target.value,
+        "unit": dom.unit or None,
+        "results": [
+            {
+                "params": dict(res.params),
+                "value": None if res.value is None else str(dom.value(res.value)),
+                "fails_at": None
+                if res.value is None or res.value == res.lo
+                else str(dom.value(res.lo)),
+                "monotone": not res.violations,
+                "violations": list(res.violations),
+            }
+            for res in cal.results
+        ],
+        "runs": [
+            {
+                "case": r.case,
+                "value": str(dom.value(r.value)),
+                "day": r.day,
+                "seed": r.seed,
+                "key": r.key,
+                "met": r.met,
+                "chain_hash": r.row["chain_hash"],
+                "adl_count": r.row["adl_count"],
+                "clawback_total": _exact(r.row["clawback_total"]),
+                "system_debt": _exact(r.row["system_debt"]),
+                "fund_min": _exact(r.row["fund_min"]),
+                "cached": r.cached,
+            }
+            for r in cal.runs
+        ],
+    }

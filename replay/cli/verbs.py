@@ -27,6 +27,7 @@ from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenarios as scn
 from clearsim.replay.cli import progress, render
 from clearsim.replay.cli.progress import Meter, meter
+from clearsim.replay.cli.progress import runs as runs_progress
 from clearsim.replay.cli.times import TIME_HELP, parse_time
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
@@ -582,6 +583,201 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- sweep, calibrate
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="runs at once (default: the CPUs here; 1 runs them in this process)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run each cell as a Ray task: on the cluster at ADDRESS, or a local Ray "
+        "without one (pip install 'clearsim[ray]')",
+    )
+    p.add_argument(
+        "--keep-logs",
+        metavar="DIR",
+        help="keep every run's log as DIR/<key>.log (default: removed after the run)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _backend(a: argparse.Namespace) -> Any:
+    from clearsim.replay.sweep.pool import Backend, default_workers
+
+    if a.workers is not None and a.workers < 1:
+        raise UsageError("--workers: expected an integer >= 1")
+    keep = Path(a.keep_logs) if a.keep_logs else None
+    if keep is not None and keep.exists() and not keep.is_dir():
+        raise UsageError(f"--keep-logs {keep}: is not a directory")
+    return Backend(
+        workers=a.workers or default_workers(),
+        ray=a.ray is not None,
+        ray_address=a.ray or None,
+        keep_logs=keep,
+    )
+
+
+def _results_output(out: Path, sweep: Any, force: bool) -> Any:
+    """The table already in ``out`` (None: none, or ``force``), after refusing an output
+    that is one of the inputs or has no directory to go to."""
+    from clearsim.replay.sweep import results
+
+    inputs = [sweep.path, *(f for d in sweep.days for f in d.files())]
+    for src in inputs:
+        if out.exists() and os.path.samefile(out, src):
+            raise UsageError(f"{out}: is the input {src}; refusing to write over an input")
+    if not out.parent.is_dir():
+        raise UsageError(f"{out}: no such directory {out.parent}")
+    if force or not out.exists():
+        return None
+    try:
+        return results.read(out)
+    except results.ResultsError as e:
+        raise results.ResultsError(f"{e} (--force replaces it)") from None
+
+
+def _sweep_setup(s: argparse.ArgumentParser) -> None:
+    s.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file")
+    s.add_argument("-o", "--output", required=True, help="results table to write (Parquet)")
+    _backend_args(s)
+    s.add_argument(
+        "--force", action="store_true", help="start over: replace the output, run every cell"
+    )
+
+
+_SWEEP_EPILOG = (
+    "One row per run: the parameters, seed, day, the outcomes (fund start/min/end in equity,\n"
+    "fund paid, liquidations and notional by step, ADL, clawback, system debt, the largest\n"
+    "cascade) and the log's final chain hash; run_s and commands_per_s are wall-clock, the\n"
+    "only columns that differ between two runs of a cell. A cell whose key (scenario bytes,\n"
+    "parameters, seed, engine) is already in the output is skipped, so a re-run resumes an\n"
+    "interrupted sweep; rows are kept in the sweep's order whatever the worker count."
+)
+
+
+def _sweep(a: argparse.Namespace) -> int:
+    from clearsim.replay.sweep import results, spec
+    from clearsim.replay.sweep.pool import run_cells
+
+    sweep = spec.load(a.sweep)
+    out = Path(a.output)
+    backend = _backend(a)
+    existing = _results_output(out, sweep, a.force)
+    cells = sweep.cells()
+    done = results.keys(existing) if existing is not None else set()
+    todo = [c for c in cells if c.key not in done]
+    order = [c.key for c in cells]
+    store = results.Appender(out, existing, order)
+    t0 = time.perf_counter()
+    with runs_progress(len(todo), "runs", quiet=a.quiet) as advance:
+        try:
+            for o in run_cells(todo, backend):
+                store.add(o)
+                advance(f"{o.day} seed {o.seed}")
+        finally:
+            store.flush()  # an interrupted sweep keeps what it ran: a re-run resumes
+    seconds = time.perf_counter() - t0
+    wanted = set(order)
+    rows = (
+        [] if store.table is None else [r for r in results.rows(store.table) if r["key"] in wanted]
+    )
+    _out(
+        render.sweep_summary(
+            a.sweep, len(cells), len(todo), a.output, rows, _where(backend), seconds
+        )
+    )
+    return 0
+
+
+def _where(backend: Any) -> str:
+    if backend.ray:
+        return f"Ray ({backend.ray_address or f'local, {backend.workers} CPUs'})"
+    return "1 process" if backend.workers == 1 else f"{backend.workers} worker processes"
+
+
+def _calibrate_setup(c: argparse.ArgumentParser) -> None:
+    from clearsim.replay.sweep.calibrate import Target
+
+    c.add_argument("sweep", metavar="SWEEP.toml", help="the days, seeds and cases to meet it on")
+    c.add_argument("--param", required=True, help="the parameter to search, a config path")
+    c.add_argument(
+        "--target",
+        required=True,
+        choices=[t.value for t in Target],
+        help="what every run must meet",
+    )
+    c.add_argument(
+        "--tolerance",
+        metavar="X",
+        help="stop when the answer is bracketed this tightly, in the parameter's units "
+        "(default: 1%% of the bracket's high end)",
+    )
+    c.add_argument(
+        "--range",
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="search in [LO, HI] (default: from 0, and up from the scenario's own value, "
+        "doubling until the target is met)",
+    )
+    c.add_argument(
+        "-o", "--output", help="results table (Parquet): runs in it are reused, new runs added"
+    )
+    _backend_args(c)
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _calibrate(a: argparse.Namespace) -> int:
+    from clearsim.replay.sweep import calibrate as cal
+    from clearsim.replay.sweep import results, spec
+
+    sweep = spec.load(a.sweep)
+    backend = _backend(a)
+    dom = cal.domain(sweep, a.param)
+    tol = None if a.tolerance is None else dom.parse(a.tolerance, "--tolerance")
+    lo, hi = (0, None) if a.range is None else (
+        dom.parse(a.range[0], "--range LO"), dom.parse(a.range[1], "--range HI")
+    )  # fmt: skip
+    store = None
+    cached: dict[str, dict[str, Any]] = {}
+    if a.output:
+        out = Path(a.output)
+        existing = _results_output(out, sweep, False)
+        if existing is not None:
+            cached = {r["key"]: r for r in results.rows(existing)}
+        store = results.Appender(out, existing, [])
+    # A bisection does not know how many runs it will make: the bar counts them.
+    with runs_progress(None, "runs", quiet=a.quiet or a.json) as advance:
+        try:
+            result = cal.calibrate(
+                sweep,
+                dom,
+                cal.Target(a.target),
+                backend,
+                tolerance=tol,
+                lo=lo,
+                hi=hi,
+                cached=cached,
+                store=store,
+                on_run=lambda r: advance(f"{r.day} seed {r.seed} at {dom.text(r.value)}"),
+            )
+        finally:
+            if store is not None:
+                store.flush()
+    if a.json:
+        _json(render.calibrate_json(result))
+    else:
+        _out(render.calibrate_text(result, a.output))
+    return 0
+
+
 # --------------------------------------------------------------------------- the table
 
 #: Every verb, in the order ``clearsim --help`` lists them.
@@ -627,6 +823,21 @@ VERBS: dict[str, Verb] = {
         usage="clearsim import FORMAT INPUT... -o OUT.jsonl [--symbol S] [--every 60s] "
         "[--book none|top|L] [--trades prices|orders|both] [--tick-size X | --config C.toml] "
         "[--skip-bad] [--force] [--quiet]",
+    ),
+    "sweep": Verb(
+        "run a scenario over a grid of parameters and seeds into one Parquet table",
+        _sweep_setup,
+        _sweep,
+        usage="clearsim sweep SWEEP.toml -o results.parquet [--workers N] [--ray [ADDRESS]] "
+        "[--keep-logs DIR] [--quiet] [--force]",
+        epilog=_SWEEP_EPILOG,
+    ),
+    "calibrate": Verb(
+        "the smallest parameter value meeting a target on every day and seed, by bisection",
+        _calibrate_setup,
+        _calibrate,
+        usage="clearsim calibrate SWEEP.toml --param PATH --target no_adl|no_clawback|no_debt "
+        "[--tolerance X] [--range LO HI] [-o runs.parquet] [--workers N] [--ray [ADDRESS]]",
     ),
 }
 
@@ -680,6 +891,18 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "--config exchange.toml --symbol BTC-USD -o day.jsonl",
         "clearsim import hftbacktest ../shared/data/binance-usdm/ethusdt_20240808.gz "
         "--book 20 --trades both -o eth.jsonl",
+    ),
+    "sweep": (
+        "clearsim sweep examples/sweeps/crash-fund.sweep.toml -o crash-fund.parquet --workers 2",
+        "clearsim sweep examples/sweeps/crash-fund.sweep.toml -o crash-fund.parquet --ray "
+        "--keep-logs logs/",
+        "clearsim sweep days.sweep.toml -o days.parquet --ray ray://head:10001",
+    ),
+    "calibrate": (
+        "clearsim calibrate examples/sweeps/crash-presets.sweep.toml "
+        "--param insurance_fund.initial --target no_adl",
+        "clearsim calibrate days.sweep.toml --param insurance_fund.initial --target no_clawback "
+        "--tolerance 1000 -o runs.parquet",
     ),
 }
 
