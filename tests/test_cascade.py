@@ -72,7 +72,8 @@ def test_cli_text_and_json(log: Path) -> None:
     (c,) = j["cascades"]
     assert c["from"] == ROOT and c["totals"]["fund_paid"] == "120"
     assert [e["seq"] for e in c["events"]] == list(range(ROOT, ROOT + 29))
-    assert render_json(cascades(log, start=ROOT)[0], cascades(log)[1]) == j
+    cs, idx, fmt = cascades(log, start=ROOT)
+    assert render_json(cs, idx, fmt) == j
 
 
 def test_no_liquidations(tmp_path: Path) -> None:

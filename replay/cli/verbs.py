@@ -387,9 +387,23 @@ def _diff(a: argparse.Namespace) -> int:
 
 def _cascade_setup(c: argparse.ArgumentParser) -> None:
     c.add_argument("log")
-    c.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
-    c.add_argument("--top", type=int, default=5, metavar="N", help="without --from: N largest")
-    c.add_argument("--json", action="store_true", help="machine-readable output (every event)")
+    start = c.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
+    start.add_argument(
+        "--time",
+        type=_time_arg,
+        metavar="T",
+        help=f"the first cascade at or after time T ({TIME_HELP})",
+    )
+    c.add_argument("--top", type=int, default=5, metavar="N", help="otherwise: the N largest")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument(
+        "--format",
+        choices=("text", "json", "table"),
+        default="text",
+        help="text: totals and the tree (default); json: every event; table: a line each",
+    )
+    out.add_argument("--json", action="store_true", help="the same as --format json")
     c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
     c.add_argument("--width", type=int, default=10, help="text: children shown per event")
 
@@ -398,10 +412,13 @@ def _cascade(a: argparse.Namespace) -> int:
     for name in ("top", "depth", "width"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
-    cs, idx, fmt = cascades(a.log, a.start, a.top)
+    cs, idx, fmt = cascades(a.log, a.start, a.top, time=a.time)
     _warn_torn(idx.torn)  # on stderr: --json output stays JSON
-    if a.json:
-        _json(render.cascade_json(cs, idx))
+    form = "json" if a.json else a.format
+    if form == "json":
+        _json(render.cascade_json(cs, idx, fmt))
+    elif form == "table":
+        _out("\n".join(render.cascade_table(cs, idx, fmt)) + "\n")
     else:
         text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
         _out("\n".join(text) + "\n")
@@ -626,7 +643,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "seek": ("clearsim seek crash.log --at 44208 --json",),
     "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
     "diff": ("clearsim diff a.log b.log",),
-    "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+    "cascade": (
+        "clearsim cascade crash.log",
+        "clearsim cascade crash.log --from 44208",
+        "clearsim cascade crash.log --time 2023-11-14T22:30:00Z --format json",
+        "clearsim cascade crash.log --top 20 --format table",
+    ),
     "export": (
         "clearsim export crash.log -o events.parquet",
         "clearsim export crash.log -o fills.csv --types fill,liquidation_fill",
