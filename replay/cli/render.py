@@ -349,6 +349,14 @@ def cascade_json(cs: list[Cascade], idx: Index, fmt: Fmt) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- export
+
+
+def export_summary(table: str, rows: int, output: str, fmt: str, units: str) -> str:
+    what = "events" if table == "events" else f"{table} rows"
+    return f"{rows:,} {what} ({units} units) written to {output} ({fmt})\n"
+
+
 # --------------------------------------------------------------------------- fund
 
 

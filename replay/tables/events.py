@@ -352,16 +352,20 @@ def batches_of(
         types = _TYPE_AT.findall(chunk)
         if len(types) != len(lines):
             types = [_type_of_line(reader, line) for line in lines]
-        for t, line in zip(types, lines, strict=True):
-            g = groups.get(t)
-            if g is None:
-                g = groups[t] = []
-            g.append(line)
-        n += len(lines)
-        if n >= batch:
-            yield _batch(reader, columns, wanted, groups)
-            groups = {}
-            n = 0
+        at = 0
+        while at < len(lines):
+            take = min(len(lines) - at, batch - n)
+            for t, line in zip(types[at : at + take], lines[at : at + take], strict=True):
+                g = groups.get(t)
+                if g is None:
+                    g = groups[t] = []
+                g.append(line)
+            at += take
+            n += take
+            if n >= batch:
+                yield _batch(reader, columns, wanted, groups)
+                groups = {}
+                n = 0
     if n:
         yield _batch(reader, columns, wanted, groups)
 
