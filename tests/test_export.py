@@ -115,9 +115,10 @@ def test_human_units_hand_checked(log: Path, tmp_path: Path) -> None:
     assert "9 events (human units)" in r.stdout
     t = pq.read_table(tmp_path / "e.parquet")
     s = t.schema
-    assert s.field("price").type == pa.decimal128(38, 1)
-    assert s.field("qty").type == pa.decimal128(38, 3)
-    assert s.field("amount").type == pa.decimal128(38, 6)
+    # precisions: 10^15 ticks x step 5 (16 digits); 2^63 lots x 1, 2^63 atoms (19 each)
+    assert s.field("price").type == pa.decimal128(16, 1)
+    assert s.field("qty").type == pa.decimal128(19, 3)
+    assert s.field("amount").type == pa.decimal128(19, 6)
     assert s.field("ts").type == pa.timestamp("us", tz="UTC")
     assert pa.types.is_dictionary(s.field("type").type)
     assert orjson.loads(s.metadata[b"clearsim.header"])["config"] == CONFIG

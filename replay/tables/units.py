@@ -12,6 +12,11 @@ the one place that reads it for the tables:
   is its integer times its symbol's step at that scale: exact, with no float anywhere;
 - times: µs since the epoch, as ``timestamp[us, tz=UTC]``.
 
+Precisions are as small as the log's bounds allow, so that a price times a quantity (a
+notional: precisions add) still fits decimal128's 38 digits: money and quantities hold
+any 64-bit integer times their step, prices any price up to ``MAX_PRICE_TICKS`` times
+theirs (a price column beyond it is refused).
+
 ``units="raw"`` keeps every integer as it is in the log (``int64``).
 """
 
@@ -24,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearsim.clearing.config import Config
+from clearsim.events.units import INT64_MAX, MAX_PRICE_TICKS
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.projections.fields import Kind
 
@@ -32,7 +38,7 @@ __all__ = ["UNITS", "Kind", "Units", "UnitsName"]
 UnitsName = Literal["human", "raw"]
 UNITS: Final = ("human", "raw")
 
-#: The precision of every decimal column: the most decimal128 holds.
+#: decimal128's most digits: the intermediate of every conversion.
 _PRECISION: Final = 38
 
 
@@ -72,7 +78,15 @@ class Units:
             return pa.int64()
         if kind == "time":
             return pa.timestamp("us", tz="UTC")
-        return pa.decimal128(_PRECISION, self.scale_of(kind))
+        return pa.decimal128(self.precision_of(kind), self.scale_of(kind))
+
+    def precision_of(self, kind: Kind) -> int:
+        """The digits a column of ``kind`` needs (see the module docstring)."""
+        if kind == "money":
+            return len(str(INT64_MAX))
+        step = max(self.steps[kind].values(), default=1)
+        bound = MAX_PRICE_TICKS if kind == "price" else INT64_MAX
+        return len(str(bound * step))
 
     def scale_of(self, kind: Kind) -> int:
         if kind == "money":
@@ -95,6 +109,10 @@ class Units:
         typ = self.type_of(kind)
         if kind == "money":
             return _unscaled(values, typ)
+        if kind == "price" and len(values):
+            top = pc.max(pc.abs(values)).as_py()
+            if top is not None and top > MAX_PRICE_TICKS:
+                raise ValueError(f"a price of {top} ticks is beyond {MAX_PRICE_TICKS}")
         steps = self.steps[kind]
         distinct = set(steps.values())
         if len(distinct) == 1 and 1 in distinct:

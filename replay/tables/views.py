@@ -187,7 +187,7 @@ def _entry_prices(units: Units, sym: str, entry_e6: list[int | None]) -> pa.Arra
 def cascades_table(found: list[Cascade], idx: Index, units: Units) -> pa.Table:
     """One row per cascade: where it starts, its size by generation, what the fund paid,
     the price move and the liquidation orders' price impact (see ``cascade.Cascade``)."""
-    rows = [c.totals for c in found]
+    rows = [c.figures for c in found]
 
     def ints(name: str) -> pa.Array:
         return pa.array([getattr(t, name) for t in rows], pa.int64())
