@@ -52,7 +52,7 @@ from clearsim.events.types import (  # noqa: E402
     OrderAccepted,
 )
 from clearsim.replay.projections.fields import KINDS, PLAIN  # noqa: E402
-from clearsim.replay.tables.events import EventColumns, batches, fields_of  # noqa: E402
+from clearsim.replay.tables.events import EventColumns, batches  # noqa: E402
 from clearsim.replay.tables.units import Units  # noqa: E402
 
 T = 1_700_000_000_000_000
@@ -314,3 +314,15 @@ def test_missing_pyarrow_names_the_extra(log: Path, tmp_path: Path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert_user_error(r, "pip install 'clearsim[data]'")
+
+
+def test_design_document_lists_every_event_type_and_verb() -> None:
+    from clearsim.replay.cli.verbs import VERBS
+
+    text = (Path(__file__).parents[1] / "docs" / "DESIGN.md").read_text()
+    for t in EVENT_TYPES:
+        assert f"| `{t}` |" in text, t
+    for v in VERBS:
+        assert f"clearsim {v} " in text or f"clearsim {v}\n" in text, v
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "(docs/DESIGN.md)" in readme and "DESIGN document" not in readme

@@ -83,8 +83,7 @@ def test_open_log_errors(log: Path, tmp_path: Path) -> None:
 
 def test_import_clearsim_stays_light() -> None:
     code = (
-        "import sys, clearsim; "
-        "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))"
+        "import sys, clearsim; print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"

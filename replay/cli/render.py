@@ -235,11 +235,11 @@ def _totals_text(fmt: Fmt, f: CascadeFigures) -> list[str]:
             f"  liquidation orders on {sym} filled from {fmt.price(sym, r.first)} to "
             f"{fmt.price(sym, r.last)} ({_pct(r.last - r.first, r.first)}, {r.count} fills)"
         )
-    m = fmt.money_u
+    u = fmt.money_u
     out.append(
-        f"  fund paid {m(f.fund_paid)}, took in {m(f.fund_took_in)} (equity "
-        f"{m(f.fund_equity_before)} -> {m(f.fund_equity_after)}); "
-        f"clawed back {m(f.clawed_back)}; system debt {m(f.system_debt)}"
+        f"  fund paid {u(f.fund_paid)}, took in {u(f.fund_took_in)} (equity "
+        f"{u(f.fund_equity_before)} -> {u(f.fund_equity_after)}); "
+        f"clawed back {u(f.clawed_back)}; system debt {u(f.system_debt)}"
     )
     return out
 

@@ -388,7 +388,9 @@ def _diff(a: argparse.Namespace) -> int:
 def _cascade_setup(c: argparse.ArgumentParser) -> None:
     c.add_argument("log")
     start = c.add_mutually_exclusive_group()
-    start.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
+    start.add_argument(
+        "--from", dest="start", type=int, metavar="SEQ", help="the event to start at"
+    )
     start.add_argument(
         "--time",
         type=_time_arg,

@@ -150,9 +150,7 @@ class EventColumns:
             symbols = pa.array(cols[3 + names.index("symbol")], pa.string())
         for name, col in zip(names, cols[3:], strict=True):
             values[name] = self._column(type_name, name, col, symbols)
-        arrays = [
-            values[f.name] if f.name in values else pa.nulls(n, f.type) for f in self.schema
-        ]
+        arrays = [values[f.name] if f.name in values else pa.nulls(n, f.type) for f in self.schema]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def table_of_lines(self, type_name: str, lines: list[bytes]) -> pa.Table:
@@ -192,9 +190,7 @@ class EventColumns:
                     raise TableError(f"{type_name}.{name}: {_first_line(e)}") from None
             else:
                 values[name] = col
-        arrays = [
-            values[f.name] if f.name in values else pa.nulls(n, f.type) for f in self.schema
-        ]
+        arrays = [values[f.name] if f.name in values else pa.nulls(n, f.type) for f in self.schema]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def _column(
@@ -253,10 +249,7 @@ _TYPE_AT: Final = re.compile(rb'"type":"([a-z_]+)"(?=,"h":|,"until":[0-9]|,"valu
 
 #: Types whose records are parsed with orjson, one line at a time: they hold lists of
 #: ``[account, atoms]``, which a JSON-to-Arrow reader cannot type.
-_BY_LINE: Final = frozenset(
-    t for t in _TYPE_NAMES if any(f in _PAIRS for f in fields_of(t))
-)
-
+_BY_LINE: Final = frozenset(t for t in _TYPE_NAMES if any(f in _PAIRS for f in fields_of(t)))
 
 
 class _LineTables:

@@ -121,9 +121,7 @@ def adl_table(report: FundReport, units: Units) -> pa.Table:
             "counterparty": pa.array([r.counterparty for r in rows], pa.string()),
             "symbol": symbols,
             "qty": units.column("qty", pa.array([r.qty for r in rows], pa.int64()), symbols),
-            "price": units.column(
-                "price", pa.array([r.price for r in rows], pa.int64()), symbols
-            ),
+            "price": units.column("price", pa.array([r.price for r in rows], pa.int64()), symbols),
             "value": _col(units, "money", [r.value for r in rows]),
             "rank": pa.array([r.rank for r in rows], pa.int64()),
             "score": pa.array([r.score for r in rows], pa.string()),
