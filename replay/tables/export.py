@@ -70,12 +70,15 @@ def export(
              "seed": reader.header.seed}, option=orjson.OPT_SORT_KEYS
         ).decode(),
     }  # fmt: skip
+    torn: TornTail | None = None
     if table == "events":
         columns = EventColumns(Units(reader.header.config, units), types)
         tables: Iterator[pa.Table] = batches_of(reader, columns, verify=verify)
         schema = columns.schema
     else:
-        t = build_table(table, log, units, verify=verify, at=at, time=time, top=top)
+        t, torn = build_table(table, log, units, verify=verify, at=at, time=time, top=top)
         tables, schema = iter([t]), t.schema
     rows = write_tables(tables, schema, out, inputs=[log], force=force, metadata=meta)
-    return ExportSummary(table, rows, os.fspath(out), fmt, units, reader.torn)
+    if table == "events":
+        torn = reader.torn  # known once every batch is read
+    return ExportSummary(table, rows, os.fspath(out), fmt, units, torn)

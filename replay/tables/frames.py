@@ -99,7 +99,8 @@ class LogFrames:
         return self._view("cascades", frame, top=top)
 
     def _view(self, name: str, frame: Frame, **kw: Any) -> Any:
-        return _as(build_table(name, self.path, self.unit_name, **kw), frame)
+        table, self.torn = build_table(name, self.path, self.unit_name, **kw)
+        return _as(table, frame)
 
 
 def _as(table: pa.Table, frame: Frame) -> Any:

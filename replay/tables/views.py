@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from clearsim.clearing.accounts import SYSTEM
 from clearsim.clearing.view import wallet_balance
-from clearsim.events.log import LogReader
+from clearsim.events.log import LogReader, TornTail
 from clearsim.replay.projections.cascade import Cascade, Index, cascades
 from clearsim.replay.projections.fund import FundReport, fold_fund
 from clearsim.replay.projections.ledger import LedgerState, fold_ledger
@@ -233,10 +233,6 @@ def cascades_table(found: list[Cascade], idx: Index, units: Units) -> pa.Table:
 # --------------------------------------------------------------------------- the table
 
 
-def _fund_report(path: str | os.PathLike[str], verify: bool) -> FundReport:
-    return fold_fund(path, verify=verify)
-
-
 def build_table(
     name: str,
     path: str | os.PathLike[str],
@@ -246,19 +242,20 @@ def build_table(
     at: int | None = None,
     time: int | None = None,
     top: int = 10,
-) -> pa.Table:
-    """The projection table ``name`` (one of :data:`TABLES`) of the log at ``path``."""
+) -> tuple[pa.Table, TornTail | None]:
+    """The projection table ``name`` (one of :data:`TABLES`) of the log at ``path``, and
+    the torn tail its fold found (None: the log ended cleanly)."""
     header = LogReader(path).header
     u = Units(header.config, units)
-    if name in ("fund", "clawback", "adl"):
-        report = _fund_report(path, verify)
-        return _FUND_TABLES[name](report, u)
+    if name in _FUND_TABLES:
+        report = fold_fund(path, verify=verify)
+        return _FUND_TABLES[name](report, u), report.torn
     if name == "accounts":
-        led, _ = fold_ledger(path, at=at, time=time)
-        return accounts_table(LedgerState(led), u)
+        led, reader = fold_ledger(path, at=at, time=time)
+        return accounts_table(LedgerState(led), u), reader.torn
     if name == "cascades":
         found, idx, _ = cascades(path, None, top)
-        return cascades_table(found, idx, u)
+        return cascades_table(found, idx, u), idx.torn
     raise TableError(f"unknown table {name!r} (one of: events, {', '.join(TABLES)})")
 
 
