@@ -123,6 +123,7 @@ def test_public_api_is_what_all_promises() -> None:
         "LogWriter",
         "RunSummary",
         "__version__",
+        "open_log",
         "run",
     }
     for name in clearsim.__all__:

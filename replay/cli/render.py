@@ -20,7 +20,7 @@ from clearsim.clearing.config import fmt_atoms
 from clearsim.events.codec import ENGINE_VERSION
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.diff import DiffResult
-from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
+from clearsim.replay.projections.cascade import Cascade, CascadeFigures, Fmt, Index, subtree
 from clearsim.replay.projections.fund import FundReport
 from clearsim.replay.projections.orders import EntryOrders
 from clearsim.replay.projections.story import RootCascade, StepTotals, Story
@@ -234,23 +234,58 @@ def _minus(y: str, x: str) -> str:
 # --------------------------------------------------------------------------- cascade
 
 
-def _totals_text(tot: dict[str, Any]) -> list[str]:
+def _move(fmt: Fmt, sym: str, what: str, before: int | None, after: int | None) -> str:
+    if after is None:
+        return f"{what} -"
+    if before is None:
+        return f"{what} {fmt.price(sym, after)} (first print)"
+    if before == after:
+        return f"{what} {fmt.price(sym, after)} (unchanged)"
+    return (
+        f"{what} {fmt.price(sym, before)} -> {fmt.price(sym, after)} "
+        f"({_pct(after - before, before)})"
+    )
+
+
+def _utc_us(ts: int) -> str:
+    dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def _totals_text(fmt: Fmt, f: CascadeFigures) -> list[str]:
+    out = []
+    for sym, m in sorted(f.prices.items()):
+        out.append(
+            f"  {sym}: {_move(fmt, sym, 'index', m.index_before, m.index_after)}; "
+            f"{_move(fmt, sym, 'mark', m.mark_before, m.mark_after)}"
+        )
+    gens = ", ".join(f"{g}: {n}" for g, n in sorted(f.by_generation.items()))
+    out.append(
+        f"  events {f.events}; liquidations {f.liquidations} ({f.accounts_liquidated} "
+        f"accounts): {f.by_price} by the price, {f.by_liquidation} by other liquidations"
+        + (f" (by generation {gens})" if gens else "")
+    )
     closed = []
-    for step, per in tot["closed"].items():
+    for step, per in f.closed.items():
         if per:
-            closed.append(f"{step} " + ", ".join(f"{q} {sym}" for sym, q in per.items()))
-    return [
-        f"  events {tot['events']}; liquidations {tot['liquidations']} "
-        f"({tot['accounts_liquidated']} accounts)",
-        "  closed: " + ("; ".join(closed) if closed else "nothing"),
-        f"  fund paid {tot['fund_paid']}, took in {tot['fund_took_in']} (equity "
-        f"{tot['fund_equity_before']} -> {tot['fund_equity_after']}); "
-        f"clawed back {tot['clawed_back']}; system debt {tot['system_debt']}",
-    ]
+            closed.append(f"{step} " + ", ".join(fmt.qty_u(sym, q) for sym, q in per.items()))
+    out.append("  closed: " + ("; ".join(closed) if closed else "nothing"))
+    for sym, r in sorted(f.liquidation_fills.items()):
+        out.append(
+            f"  liquidation orders on {sym} filled from {fmt.price(sym, r.first)} to "
+            f"{fmt.price(sym, r.last)} ({_pct(r.last - r.first, r.first)}, {r.count} fills)"
+        )
+    u = fmt.money_u
+    out.append(
+        f"  fund paid {u(f.fund_paid)}, took in {u(f.fund_took_in)} (equity "
+        f"{u(f.fund_equity_before)} -> {u(f.fund_equity_after)}); "
+        f"clawed back {u(f.clawed_back)}; system debt {u(f.system_debt)}"
+    )
+    return out
 
 
 def _line(fmt: Fmt, d: dict[str, Any]) -> str:
-    f = fmt.fields(d)
+    f = fmt.fields(d, units=True)
     return f"#{d['seq']} {d['type']} " + " ".join(f"{k}={v}" for k, v in f.items())
 
 
@@ -262,13 +297,42 @@ def cascade_text(
         out.append("no cascades: the log has no liquidations")
     for c in cs:
         root = idx.root[c.top]
+        f = c.figures
         head = f"cascade from seq {c.top} ({idx.types[c.top]})"
         if root != c.top:
             head += f", under input seq {root}"
+        head += f", at {_utc_us(f.first_ts)}"
+        if f.last_ts != f.first_ts:
+            head += f" to {_utc_us(f.last_ts)}"
         out.append(head)
-        out.extend(_totals_text(c.totals))
+        out.extend(_totals_text(fmt, f))
         out.extend(_walk(c, idx, fmt, depth, width))
         out.append("")
+    if idx.torn is not None:
+        out.append(f"note: {idx.torn}")
+    return out
+
+
+def cascade_table(cs: list[Cascade], idx: Index, fmt: Fmt) -> list[str]:
+    """One line per cascade: where and when, its size by generation, the fund, the mark."""
+    unit = fmt.collateral
+    out = [
+        f"{'from':>9} {'root':>9}  {'time (UTC)':<26} {'events':>8} {'liqs':>6} "
+        f"{'price':>6} {'liq':>6} {'gens':>4} {'fund paid ' + unit:>18} "
+        f"{'fund equity after ' + unit:>24}  mark move"
+    ]
+    for c in cs:
+        f = c.figures
+        marks = "; ".join(
+            _move(fmt, sym, sym, m.mark_before, m.mark_after) for sym, m in sorted(f.prices.items())
+        )
+        out.append(
+            f"{c.top:>9} {idx.root[c.top]:>9}  {_utc_us(f.first_ts)[:-4]:<26} {f.events:>8} "
+            f"{f.liquidations:>6} {f.by_price:>6} {f.by_liquidation:>6} {f.generations:>4} "
+            f"{fmt.money(f.fund_paid):>18} {fmt.money(f.fund_equity_after):>24}  {marks}"
+        )
+    if not cs:
+        out.append("no cascades: the log has no liquidations")
     if idx.torn is not None:
         out.append(f"note: {idx.torn}")
     return out
@@ -306,20 +370,31 @@ def _walk(c: Cascade, idx: Index, fmt: Fmt, depth: int, width: int) -> list[str]
     return out
 
 
-def cascade_json(cs: list[Cascade], idx: Index) -> dict[str, Any]:
-    """A flat JSON shape: each cascade's totals and its events (record fields, in seq order)."""
+def cascade_json(cs: list[Cascade], idx: Index, fmt: Fmt) -> dict[str, Any]:
+    """A flat JSON shape: each cascade's totals and its events (record fields, in seq
+    order), amounts as decimal strings in the units of the text (money in ``collateral``,
+    quantities in contracts of each record's symbol, prices in its quote)."""
     return {
+        "collateral": fmt.collateral,
         "cascades": [
             {
                 "from": c.top,
                 "root": idx.root[c.top],
                 "totals": c.totals,
-                "events": [{k: v for k, v in c.records[s].items() if k != "h"} for s in c.seqs],
+                "events": [fmt.record(c.records[s]) for s in c.seqs],
             }
             for c in cs
         ],
         "torn": None if idx.torn is None else str(idx.torn),
     }
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_summary(table: str, rows: int, output: str, fmt: str, units: str) -> str:
+    what = "events" if table == "events" else f"{table} rows"
+    return f"{rows:,} {what} ({units} units) written to {output} ({fmt})\n"
 
 
 # --------------------------------------------------------------------------- fund

@@ -437,9 +437,25 @@ def _diff(a: argparse.Namespace) -> int:
 
 def _cascade_setup(c: argparse.ArgumentParser) -> None:
     c.add_argument("log")
-    c.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
-    c.add_argument("--top", type=int, default=5, metavar="N", help="without --from: N largest")
-    c.add_argument("--json", action="store_true", help="machine-readable output (every event)")
+    start = c.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from", dest="start", type=int, metavar="SEQ", help="the event to start at"
+    )
+    start.add_argument(
+        "--time",
+        type=_time_arg,
+        metavar="T",
+        help=f"the first cascade at or after time T ({TIME_HELP})",
+    )
+    c.add_argument("--top", type=int, default=5, metavar="N", help="otherwise: the N largest")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument(
+        "--format",
+        choices=("text", "json", "table"),
+        default="text",
+        help="text: totals and the tree (default); json: every event; table: a line each",
+    )
+    out.add_argument("--json", action="store_true", help="the same as --format json")
     c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
     c.add_argument("--width", type=int, default=10, help="text: children shown per event")
 
@@ -448,14 +464,106 @@ def _cascade(a: argparse.Namespace) -> int:
     for name in ("top", "depth", "width"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
-    cs, idx, fmt = cascades(a.log, a.start, a.top)
+    cs, idx, fmt = cascades(a.log, a.start, a.top, time=a.time)
     _warn_torn(idx.torn)  # on stderr: --json output stays JSON
-    if a.json:
-        _json(render.cascade_json(cs, idx))
+    form = "json" if a.json else a.format
+    if form == "json":
+        _json(render.cascade_json(cs, idx, fmt))
+    elif form == "table":
+        _out("\n".join(render.cascade_table(cs, idx, fmt)) + "\n")
     else:
         text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
         _out("\n".join(text) + "\n")
     return 0
+
+
+# --------------------------------------------------------------------------- export
+
+#: ``--table`` choices (literal here: the tables module needs pyarrow, imported on use).
+_EXPORT_TABLES = ("events", "fund", "clawback", "adl", "accounts", "cascades")
+
+
+def _export_setup(ex: argparse.ArgumentParser) -> None:
+    ex.add_argument("log")
+    ex.add_argument("-o", "--output", required=True, help="OUT.parquet (or .pq) or OUT.csv")
+    ex.add_argument(
+        "--table",
+        choices=_EXPORT_TABLES,
+        default="events",
+        help="events (one row per event, default) or a projection",
+    )
+    ex.add_argument("--types", metavar="T,...", help="events: only these event types")
+    ex.add_argument(
+        "--units",
+        choices=("human", "raw"),
+        default="human",
+        help="human: exact decimals and UTC times (default); raw: the log's integers",
+    )
+    ex.add_argument("--at", type=int, metavar="SEQ", help="accounts: after the command at SEQ")
+    ex.add_argument(
+        "--time", type=_time_arg, metavar="T", help=f"accounts: at time T ({TIME_HELP})"
+    )
+    ex.add_argument("--top", type=int, default=10, metavar="N", help="cascades: the N largest")
+    ex.add_argument("--no-verify", action="store_true", help="skip checksums (faster)")
+    ex.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+_EXPORT_EPILOG = (
+    "Amounts are exact decimals (Arrow decimal128) scaled by the log's header: prices by the\n"
+    "instruments' tick sizes, quantities by their lot sizes, money by collateral_decimals;\n"
+    "times are UTC timestamps. --units raw keeps the log's integers (ticks, lots, atoms, µs).\n"
+    "The output is written to OUT.partial and renamed when complete; Parquet files carry\n"
+    "the table, the units and the log's header in their schema metadata."
+)
+
+
+def _export(a: argparse.Namespace) -> int:
+    from clearsim.replay.tables import require
+
+    require("pyarrow", "export")
+    from clearsim.replay.tables.export import export
+
+    _check_seq(a.at)
+    if a.at is not None and a.time is not None:
+        raise UsageError("export: give --at or --time, not both")
+    if a.top < 1:
+        raise UsageError("--top: expected an integer >= 1")
+    types = None
+    if a.types is not None:
+        types = [t.strip() for t in a.types.split(",") if t.strip()]
+        if not types:
+            raise UsageError("--types: expected event type names, comma-separated")
+    if a.table == "accounts":  # refused, never clamped, as for `state`
+        if a.time is not None:
+            span = time_span(a.log)
+            if span is None or not span[0] <= a.time <= span[1]:
+                where = "the log holds no events" if span is None else (
+                    f"outside the log's time range ({span[0]}..{span[1]} µs)"
+                )  # fmt: skip
+                raise UsageError(f"--time {a.time}: {where}")
+        if a.at is not None:
+            _check_at_in(a.at, _last_seq(a.log))
+    s = export(
+        a.log,
+        a.output,
+        table=a.table,
+        types=types,
+        units=a.units,
+        at=a.at,
+        time=a.time,
+        verify=not a.no_verify,
+        force=a.force,
+        top=a.top,
+    )
+    _warn_torn(s.torn)
+    _out(render.export_summary(s.table, s.rows, s.output, s.format, s.units))
+    return 0
+
+
+def _last_seq(path: str) -> int:
+    reader = LogReader(path)
+    reader.verify()
+    return reader.last_seq
 
 
 # --------------------------------------------------------------------------- import
@@ -816,6 +924,14 @@ VERBS: dict[str, Verb] = {
         usage="clearsim report LOG -o report.html [--force]",
         epilog=_REPORT_EPILOG,
     ),
+    "export": Verb(
+        "write a log's events (or a projection) to Parquet or CSV, in exact decimal units",
+        _export_setup,
+        _export,
+        usage="clearsim export LOG -o OUT.parquet|OUT.csv [--table T] [--types T,...] "
+        "[--units human|raw] [--at SEQ | --time T] [--no-verify] [--force]",
+        epilog=_EXPORT_EPILOG,
+    ),
     "import": Verb(
         "turn historical market data (prices, funding, book, trades) into a command file",
         _import_setup,
@@ -877,7 +993,18 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "seek": ("clearsim seek crash.log --at 44208 --json",),
     "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
     "diff": ("clearsim diff a.log b.log",),
-    "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+    "cascade": (
+        "clearsim cascade crash.log",
+        "clearsim cascade crash.log --from 44208",
+        "clearsim cascade crash.log --time 2023-11-14T22:30:00Z --format json",
+        "clearsim cascade crash.log --top 20 --format table",
+    ),
+    "export": (
+        "clearsim export crash.log -o events.parquet",
+        "clearsim export crash.log -o fills.csv --types fill,liquidation_fill",
+        "clearsim export crash.log -o accounts.parquet --table accounts --at 44208",
+        "clearsim export crash.log -o fund.parquet --table fund --units raw",
+    ),
     "report": (
         "clearsim report crash.log -o report.html",
         "clearsim report crash.log -o report.html --force",
