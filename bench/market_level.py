@@ -22,6 +22,8 @@ What it measures
       margin check, book, expiry): the per-command cost ``market_level`` should be well
       under.
 
+``--general`` turns the fast lane off (``clearing.market.FAST``), to see what it saves.
+
 How to read the output
     ``feed`` shows the mix (updates, deletes, uncrossings, refused) and events per update;
     ``market_level`` the best and all timed runs. The last line is machine-readable::
@@ -41,7 +43,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from clearsim.clearing import Config, Exchange
+from clearsim.clearing import Config, Exchange, market
 from clearsim.events.sequencer import Sequencer
 from clearsim.events.types import Event, OrderAccepted, OrderAmended, OrderCancelled, Rejected
 from clearsim.orderbook import OrderBook
@@ -181,7 +183,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--quick", action="store_true", help="100k updates, 50k orders, 2 runs")
+    ap.add_argument("--general", action="store_true",
+                    help="turn the fast lane off (clearing.market.FAST): the general path")  # fmt: skip
     a = ap.parse_args()
+    if a.general:
+        market.FAST = False
     if a.quick:
         a.deltas, a.orders, a.repeats = 100_000, 50_000, 2
     cmds = feed(a.deltas, a.seed)
