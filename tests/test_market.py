@@ -529,6 +529,13 @@ def test_verify_reexecutes_a_log_with_market_levels(tmp_path: Path) -> None:
     r = cli("state", tmp_path / "cli.log", "--json")
     assert r.returncode == 0, r
     assert json.loads(r.stdout)["market"] == ex.state()["market"]
+    m = ex.state()["market"]
+    r = cli("state", tmp_path / "cli.log")
+    assert r.returncode == 0 and f"market (#market, no margin): balance {m['balance']}" in r.stdout
+    assert "#market" not in r.stdout.split("accounts", 1)[1], r.stdout  # not among the traders
+    r = cli("story", tmp_path / "cli.log")
+    assert r.returncode == 0 and "(1 of them the historical market's own)" in r.stdout, r
+    assert "1 accounts liquidated" in r.stdout, r.stdout
 
 
 def _events(log: Path) -> list[Event]:
@@ -553,3 +560,59 @@ def _toml(cfg: dict[str, Any]) -> str:
         f'[[instruments]]\nsymbol = "{inst["symbol"]}"\ntick_size = "1"\nlot_size = "1"\n'
         f"tiers = [{tiers}]\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("mark", "funding_interval_s", "seed"),
+    [("oracle", 0, 1), ("mid", 0, 2), ("median", 60, 3), ("oracle", 60, 4)],
+)
+def test_fast_lane_is_the_general_path(mark: str, funding_interval_s: int, seed: int) -> None:
+    """``market.apply_fast`` is an optimisation only: over a seeded market-heavy session
+    (hostile levels, crossing ones, removals, #market trades, funding falling due between
+    levels, liquidations) every command gives the same encoded events and the exchanges end
+    in the same state as with the fast lane off."""
+    from clearsim.clearing import market
+    from clearsim.events.codec import encode_event
+
+    cfg = fuzz_config(None, mark, "linear", funding_interval_s=funding_interval_s)
+    fast, slow = Exchange.from_dict(copy.deepcopy(cfg)), Exchange.from_dict(copy.deepcopy(cfg))
+    chk = FuzzChecker(copy.deepcopy(cfg))
+    chk.ex = fast  # the generator reads the live state of the fast exchange
+    gen = _MarketGen(copy.deepcopy(cfg), ts_step=3_000_000 if funding_interval_s else 3)
+    gen.live, gen.holdings, gen.market_orders = chk.resting, chk.holdings, chk.market_orders
+    gen.clock = lambda: fast.ts
+    took = 0
+    try:
+        for cmd in gen.session(random.Random(seed), 1200):
+            twin = copy.deepcopy(cmd)
+            market.FAST = True
+            a = fast.apply(cmd)
+            market.FAST = False
+            b = slow.apply(twin)
+            assert [encode_event(e) for e in a] == [encode_event(e) for e in b], cmd
+            took += isinstance(cmd, dict) and cmd.get("type") == "market_level"
+    finally:
+        market.FAST = True
+    assert took > 300
+    assert fast.state() == slow.state() and fast.ts == slow.ts
+    assert snapshot(fast) == snapshot(slow)
+
+
+def test_market_orders_obey_halts_and_bands_its_depth_does_not() -> None:
+    """A 10% band around mark 100 refuses a #market order at 111 (|111 - 100| > 10) as
+    anyone's, but a level at 120 is the real book and rests. A breaker at 5% halts the
+    instrument when the index moves 100 -> 94: #market's IOC is refused (halted) while its
+    depth still moves (a level at 93 is accepted)."""
+    cfg = config()
+    cfg["instruments"][0].update(band_ppm=100_000, breaker_ppm=50_000, breaker_window_s=60)
+    ex = Exchange.from_dict(cfg)
+    run_all(ex, [idx(1, "100")])
+    ev = ex.apply(order(2, M, "far", "buy", "1", "111", tif="ioc"))
+    assert [type(e) for e in ev] == [Input, Rejected] and ev[1].reason == "price_outside_band"
+    run_all(ex, [level(2, "sell", "120", "1")])
+    ev = run_all(ex, [idx(3, "94")])
+    assert ex.instruments[S].halted_until > 3
+    ev = ex.apply(order(4, M, "h", "sell", "1", "94", tif="ioc"))
+    assert [type(e) for e in ev] == [Input, Rejected] and ev[1].reason.startswith("halted")
+    ev = run_all(ex, [level(4, "buy", "93", "2")])
+    assert [(e.price, e.qty) for e in ev if type(e) is OrderAccepted] == [(93, 2)]

@@ -115,6 +115,14 @@ def state_text(state: dict[str, Any]) -> str:
     ]
     for sym, p in state["instruments"].items():
         lines.append(f"{sym}: mark {p['mark']}  index {p['index']}  last {p['last_trade']}")
+    m = state.get("market")
+    if m is not None:  # the historical market's account (clearing.market): not a trader
+        mpos = m["positions"].items()
+        held = ", ".join(f"{sym} {p['qty']} @ {p['entry_price']}" for sym, p in mpos)
+        lines.append(
+            f"market (#market, no margin): balance {m['balance']}  quote balance "
+            f"{m['quote_balance']}  equity {m['equity']}{'  holds ' + held if held else ''}"
+        )
     lines.append(f"{len(state['accounts'])} accounts")
     header = (
         f"  {'account':<16} {'balance':>16} {'quote balance':>16} {'equity':>16}  positions"
