@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--quick", action="store_true", help="100k updates, 50k orders, 2 runs")
     ap.add_argument("--general", action="store_true",
-                    help="turn the fast lane off (clearing.market.FAST): the general path")  # fmt: skip
+                    help="the general path: no fast lane (clearing.market.FAST)")  # fmt: skip
     a = ap.parse_args()
     if a.general:
         market.FAST = False
