@@ -19,12 +19,15 @@ How to read the output
     processes: ``getrusage(RUSAGE_CHILDREN)``; Ray's workers are not children, so "-"), the
     load average before and after (other work on the machine inflates wall time, not CPU),
     and whether the pass's rows equal the baseline's, wall-clock columns aside (they must).
-    ``speedup`` = serial wall / pool wall (2 workers: at most 2x). The Ray overhead per run
+    ``speedup`` = serial wall / pool wall (2 workers: at most 2x); ``cpu_speedup_bound`` =
+    serial CPU / (pool CPU / 2), the speedup two otherwise idle cores would give (the pool's
+    own costs included: spawning, imports, pickling), which other load on the machine does
+    not inflate. The Ray overhead per run
     is (Ray wall - pool wall) x 2 workers / 16 runs: the extra worker-seconds Ray spends per
     cell against the process pool, its start-up excluded. The last line is::
 
-        cells=16 serial_s=<s> pool2_s=<s> speedup=<x> ray2_s=<s> ray_init_s=<s>
-        ray_overhead_per_run_s=<s>
+        cells=16 serial_s=<s> pool2_s=<s> speedup=<x> serial_cpu_s=<s> pool2_cpu_s=<s>
+        cpu_speedup_bound=<x> ray2_s=<s> ray_init_s=<s> ray_overhead_per_run_s=<s>
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _pass(name: str, cells: list[spec.Cell], backend: Backend, order: list[str]) -> Any:
+def _pass(
+    name: str, cells: list[spec.Cell], backend: Backend, order: list[str]
+) -> tuple[float, float, Any]:
     load0 = os.getloadavg()[0]
     cpu0, kids0 = time.process_time(), _children_cpu()
     t0 = time.perf_counter()
@@ -75,7 +80,7 @@ def _pass(name: str, cells: list[spec.Cell], backend: Backend, order: list[str])
     else:
         cpu_text = f"{cpu:.1f}"
     print(f"{name:<10} wall {wall:7.1f} s  cpu {cpu_text:>16}  load {load0:.1f} -> {load1:.1f}")
-    return wall, results.merge(None, results.to_table(outcomes), order)
+    return wall, cpu + kids, results.merge(None, results.to_table(outcomes), order)
 
 
 def main() -> int:
@@ -94,8 +99,8 @@ def main() -> int:
             + (f" at {accounts:,} accounts" if accounts else "")
             + f"; {os.cpu_count()} CPUs"
         )
-        serial, base = _pass("serial", cells, Backend(workers=1), order)
-        pool, table = _pass("pool x2", cells, Backend(workers=2), order)
+        serial, serial_cpu, base = _pass("serial", cells, Backend(workers=1), order)
+        pool, pool_cpu, table = _pass("pool x2", cells, Backend(workers=2), order)
         same = results.deterministic(table).equals(results.deterministic(base))
         print(f"           pool rows equal the serial rows: {same}")
         ray_s = ray_init = overhead = float("nan")
@@ -109,15 +114,19 @@ def main() -> int:
                      logging_level=logging.ERROR)  # fmt: skip
             ray_init = time.perf_counter() - t0
             try:
-                ray_s, rtable = _pass("ray x2", cells, Backend(workers=2, ray=True), order)
+                ray_s, _, rtable = _pass("ray x2", cells, Backend(workers=2, ray=True), order)
             finally:
                 ray.shutdown()
             same = results.deterministic(rtable).equals(results.deterministic(base))
             print(f"           ray rows equal the serial rows: {same} (ray.init {ray_init:.1f} s)")
             overhead = (ray_s - pool) * 2 / len(cells)
+    # What 2 workers would give with a core each: the serial CPU over half the pool's CPU
+    # (its workers' and this process's); a loaded machine inflates wall time, not this.
+    bound = serial_cpu / (pool_cpu / 2)
     print(
         f"cells={len(cells)} serial_s={serial:.1f} pool2_s={pool:.1f} "
-        f"speedup={serial / pool:.2f}x ray2_s={ray_s:.1f} ray_init_s={ray_init:.1f} "
+        f"speedup={serial / pool:.2f}x serial_cpu_s={serial_cpu:.1f} pool2_cpu_s={pool_cpu:.1f} "
+        f"cpu_speedup_bound={bound:.2f}x ray2_s={ray_s:.1f} ray_init_s={ray_init:.1f} "
         f"ray_overhead_per_run_s={overhead:.2f}"
     )
     return 0

@@ -39,7 +39,6 @@ import attrs
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.errors import ClearsimError
 from clearsim.replay.sweep import overrides
-from clearsim.replay.sweep.cell import Outcome
 from clearsim.replay.sweep.pool import Backend, run_cells
 from clearsim.replay.sweep.results import Appender, outcome_row
 from clearsim.replay.sweep.spec import Cell, Params, Sweep, make_cell
@@ -316,12 +315,8 @@ def _run(
     for o in run_cells(todo, backend):
         if store is not None:
             store.add(o)
-        note(o.key, by_key[o.key], _row(o), False)
+        note(o.key, by_key[o.key], outcome_row(o), False)
     return out
-
-
-def _row(o: Outcome) -> dict[str, Any]:
-    return outcome_row(o)
 
 
 def _violations(runs: Sequence[Run], dom: Domain) -> tuple[str, ...]:

@@ -102,13 +102,6 @@ class Outcome:
     #: the log itself, when the caller asked for it back (``return_log``)
     log: bytes | None = attrs.field(default=None, repr=False, eq=False)
 
-    def deterministic(self) -> dict[str, Any]:
-        """Every field but the wall-clock ones and the log bytes."""
-        d = attrs.asdict(self, recurse=False)
-        for k in (*NONDETERMINISTIC, "log"):
-            del d[k]
-        return d
-
 
 class _StepTotals:
     """What the story does not total: notional closed per step, highest clawback rate."""
