@@ -69,6 +69,7 @@ from clearsim.events.codec import (
     split_record,
     to_event,
     unseal,
+    unseal_run,
 )
 from clearsim.events.types import Event, Input
 
@@ -462,11 +463,9 @@ class LogReader:
                     lines = block.split(b"\n")
                     lines.pop()
                 if verify:
-                    for line in lines:
-                        h = unseal(prev, line + b"\n")
-                        if h is None:
-                            raise _Anomaly("checksum")
-                        prev = h
+                    prev, good = unseal_run(prev, lines)
+                    if good != len(lines):
+                        raise _Anomaly("checksum")
                 # Every line selected: each seq must follow the last (a gap is corruption,
                 # which the careful scan reports); selected lines need only increase.
                 step = 1 if tokens is None else 0
@@ -562,11 +561,9 @@ class LogReader:
                 if verify:
                     lines = block.split(b"\n")
                     lines.pop()
-                    for line in lines:
-                        h = unseal(prev, line + b"\n")
-                        if h is None:
-                            raise _Anomaly("checksum")
-                        prev = h
+                    prev, good = unseal_run(prev, lines)
+                    if good != len(lines):
+                        raise _Anomaly("checksum")
                 head = _seq_of(block[: block.find(b"\n")])
                 tail = _seq_of(block[block.rfind(b"\n", 0, len(block) - 1) + 1 :])
                 if head != last_seq + 1 or tail - head + 1 != block.count(b"\n"):

@@ -326,3 +326,22 @@ def test_design_document_lists_every_event_type_and_verb() -> None:
         assert f"clearsim {v} " in text or f"clearsim {v}\n" in text, v
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert "(docs/DESIGN.md)" in readme and "DESIGN document" not in readme
+
+
+def test_a_command_that_looks_like_a_record_type_is_grouped_right(tmp_path: Path) -> None:
+    """The fast grouping finds each line's type with one regex over a chunk; a raw command
+    holding ``"type":"x","until":5`` matches it too. The lines are then typed one by one
+    (count mismatch), or regrouped when a group's parsed types disagree."""
+    from clearsim.replay.tables.events import _regrouped
+
+    odd = {"type": "x", "until": 5, "ts": T}
+    log = write(tmp_path / "odd.log", [Input(1, T, 0, odd), *events()[1:]])
+    t = pa.concat_tables(batches(log, EventColumns(Units(CONFIG))))
+    assert t.column("type").to_pylist()[:3] == ["input", "deposit", "mark_price"]
+    assert orjson.loads(t.column("command")[0].as_py()) == odd
+    reader = LogReader(log)
+    cols = EventColumns(Units(CONFIG))
+    lines = [ln.rstrip(b"\n") for ln in log.read_bytes().splitlines(keepends=True)[1:]]
+    wrong = {b"deposit": lines[1:3]}  # a deposit and a mark_price in one group
+    got = _regrouped(reader, cols, set(cols.types), wrong, lines[1:3])
+    assert got.column("type").to_pylist() == ["deposit", "mark_price"]

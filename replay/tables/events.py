@@ -159,7 +159,10 @@ class EventColumns:
             get = self.getters[type_name]
             loads = orjson.loads
             try:
-                rows = [get(loads(line)) for line in lines]
+                records = [loads(line) for line in lines]
+                if any(d.get("type") != type_name for d in records):
+                    raise _Misgrouped
+                rows = [get(d) for d in records]
             except KeyError as e:
                 raise TableError(f"{type_name} record: missing field {e.args[0]!r}") from None
             return self.table_of(type_name, rows)
@@ -228,13 +231,19 @@ class EventColumns:
 #: The ``"type"`` of a record, found once per line in a chunk of canonical lines: the key
 #: is followed by ``"h"`` (the last key), or by the only keys that sort after it, ``until``
 #: and ``value``, with their integers. An input's command may hold ``"type"`` too, but
-#: followed by ``}`` or a string ``value``; should anything ever match twice in a line,
-#: the count no longer matches the lines and the chunk is parsed line by line instead.
+#: followed by ``}`` or a string ``value``. Should a command ever hold one this matches,
+#: the types no longer line up with the lines: the count differs, or a group's parsed
+#: ``type`` column does (:class:`_Misgrouped`), and the lines' types are then read one by
+#: one.
 _TYPE_AT: Final = re.compile(rb'"type":"([a-z_]+)"(?=,"h":|,"until":[0-9]|,"value":-?[0-9])')
 
 #: Types whose records are parsed with orjson, one line at a time: they hold lists of
 #: ``[account, atoms]``, which a JSON-to-Arrow reader cannot type.
 _BY_LINE: Final = frozenset(t for t in _TYPE_NAMES if any(f in _PAIRS for f in fields_of(t)))
+
+
+class _Misgrouped(Exception):
+    """A group of lines holds a record of another type (see :data:`_TYPE_AT`)."""
 
 
 class _LineTables:
@@ -273,6 +282,8 @@ class _LineTables:
             )
         except pa.ArrowInvalid as e:
             raise TableError(f"{type_name} record: {_first_line(e)}") from None
+        if table["type"].null_count or not pc.all(pc.equal(table["type"], type_name)).as_py():
+            raise _Misgrouped
         for name in self.required[type_name]:
             if table[name].null_count:
                 row = pc.index(pc.is_null(table[name]), True).as_py()
@@ -325,6 +336,7 @@ def batches_of(
     wanted = set(columns.types)
     groups: dict[bytes, list[bytes]] = {}
     n = 0
+    in_order: list[bytes] = []  # the batch's lines, for a regrouping (see _TYPE_AT)
     for chunk in reader.chunks(verify=verify, size=batch):
         lines = chunk.split(b"\n")
         lines.pop()
@@ -339,14 +351,37 @@ def batches_of(
                 if g is None:
                     g = groups[t] = []
                 g.append(line)
+            in_order += lines[at : at + take]
             at += take
             n += take
             if n >= batch:
-                yield _batch(reader, columns, wanted, groups)
-                groups = {}
+                yield _regrouped(reader, columns, wanted, groups, in_order)
+                groups, in_order = {}, []
                 n = 0
     if n:
-        yield _batch(reader, columns, wanted, groups)
+        yield _regrouped(reader, columns, wanted, groups, in_order)
+
+
+def _regrouped(
+    reader: LogReader,
+    columns: EventColumns,
+    wanted: set[str],
+    groups: dict[bytes, list[bytes]],
+    lines: list[bytes],
+) -> pa.Table:
+    """:func:`_batch`, grouping the lines again by their parsed types if the fast
+    grouping put a line in the wrong group (which shows as a group's parsed types, or as
+    a field the group's type does not have: a bad record is reported by the second try)."""
+    try:
+        return _batch(reader, columns, wanted, groups)
+    except (_Misgrouped, TableError):
+        regrouped: dict[bytes, list[bytes]] = {}
+        for line in lines:
+            regrouped.setdefault(_type_of_line(reader, line), []).append(line)
+        try:
+            return _batch(reader, columns, wanted, regrouped)
+        except _Misgrouped:  # pragma: no cover - the groups are by parsed type now
+            raise TableError(f"{reader.path}: records of mixed types in a group") from None
 
 
 def _type_of_line(reader: LogReader, line: bytes) -> bytes:
