@@ -232,9 +232,10 @@ def test_periodic_full_scan_scales_with_the_accounts(
     the number of accounts (so the scans cost O(1) per command amortised).
 
     With ``FULL_SCAN_EVERY = 1``: the first scan follows command 1 (the exchange then holds
-    the 4 system accounts and ``mm``: 5 accounts), so the next one follows command 6. Money
-    leaked into ``mm`` after command 2 (``seller``'s deposit, which does not name ``mm``) is
-    found there, in the last 5 commands; a fixed period of 1 would find it at once.
+    its system accounts and ``mm``: n + 1 accounts), so the next one follows command
+    n + 2. Money leaked into ``mm`` after command 2 (``seller``'s deposit, which does not
+    name ``mm``) is found there, in the last n + 1 commands; a fixed period of 1 would find
+    it at once.
     """
     from clearsim.clearing.exchange import Exchange
     from clearsim.replay import verify as v
@@ -249,12 +250,15 @@ def test_periodic_full_scan_scales_with_the_accounts(
             self.accounts["mm"].balance += 1
         return out
 
+    n_system = len(Exchange(Config.from_dict(waterfall_config())).accounts)
+    assert n_system >= 4  # #insurance, #fees, #clawback, #debt (and #market)
     monkeypatch.setattr(Exchange, "apply", leaky)
     monkeypatch.setattr(v, "FULL_SCAN_EVERY", 1)
     res = verify(log)
     assert res.conservation is not None
     assert res.conservation.startswith("after the command at seq ")
-    assert "found by a full scan; the change is in the last 5 commands" in res.conservation
+    period = n_system + 1
+    assert f"found by a full scan; the change is in the last {period} commands" in res.conservation
 
 
 def test_cli_errors(tmp_path: Path) -> None:
