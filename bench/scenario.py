@@ -2,7 +2,10 @@
 
 What it measures
     The demo's scenario (``replay/scenarios/crash.toml``) with its population scaled to
-    ``--accounts`` (default 100,000; ``--quick``: 10,000). The market scales with it
+    ``--accounts`` (default 100,000; ``--quick``: 10,000); or ``--scenario black-thursday``,
+    a whole historical day as the market (default: its own 5,000 accounts, arriving all
+    day; the bars are read through the importer as the commands are generated, and
+    ``generate`` is then the importer's time too). The market scales with it
     (``Scenario.with_population``): the makers' depth and deposits, the backstop's deposit
     and the insurance fund grow in proportion, so the crash plays out with the same shape.
     The command stream is generated first (timed separately: ``generate``), then
@@ -16,6 +19,9 @@ How to read the output
 
         accounts=<n> events=<n> seconds=<run seconds> events_per_s=<n>
 
+``--keep LOG`` copies the log out of the temporary directory; its sha256 is printed either
+way, so an optimisation can be checked to leave the log's bytes unchanged.
+
 ``--profile`` runs under cProfile and prints the top functions by internal time (the timing
 figures then include the profiler's overhead).
 """
@@ -25,8 +31,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import io
 import pstats
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -45,15 +53,18 @@ def main() -> int:
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--profile", action="store_true", help="print the top functions")
     p.add_argument("--story", action="store_true", help="also fold the log into the story")
+    p.add_argument("--keep", metavar="LOG", help="keep the log here (to verify or compare it)")
+    p.add_argument("--scenario", default="crash", help="a bundled scenario (default crash)")
     a = p.parse_args()
-    n = a.accounts if a.accounts is not None else (10_000 if a.quick else 100_000)
-
-    base = scn.bundled("crash")
-    sc = base.with_population(n)
+    base = scn.bundled(a.scenario)
+    default = 100_000 if a.scenario == "crash" else base.population.count
+    n = a.accounts if a.accounts is not None else (10_000 if a.quick else default)
+    sc = base.with_population(n) if n != base.population.count else base
     seed = sc.seed if a.seed is None else a.seed
+    market = "an imported day" if sc.market is not None else f"{sc.steps:,} steps of {sc.step_s} s"
     print(
         f"scenario {sc.name!r} scaled from {base.population.count:,} to {n:,} accounts "
-        f"(seed {seed}): {sc.steps:,} steps of {sc.step_s} s, {sc.makers.count} makers"
+        f"(seed {seed}): {market}, {sc.makers.count} makers"
     )
 
     t = time.perf_counter()
@@ -74,11 +85,15 @@ def main() -> int:
             prof.disable()
         run_s = time.perf_counter() - t
         size = log.stat().st_size
+        digest = hashlib.sha256(log.read_bytes()).hexdigest()
+        if a.keep:
+            shutil.copyfile(log, a.keep)
         rate = summary.events / run_s if run_s else 0.0
         print(
             f"run:      {summary.commands:,} commands ({summary.rejected:,} rejected) -> "
             f"{summary.events:,} events in {run_s:.2f} s = {rate:,.0f} events/s, "
-            f"{summary.commands / run_s:,.0f} commands/s; log {size / 1e6:.1f} MB"
+            f"{summary.commands / run_s:,.0f} commands/s; log {size / 1e6:.1f} MB, "
+            f"sha256 {digest}"
         )
         reader = LogReader(log)
         t = time.perf_counter()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clearsim.events.commands import MARKET_ACCOUNT
+
 if TYPE_CHECKING:
     from clearsim.clearing.config import InstrumentSpec
 
@@ -19,7 +21,14 @@ INSURANCE = "#insurance"
 FEES = "#fees"
 CLAWBACK_POOL = "#clawback"
 DEBT = "#debt"
-SYSTEM = (INSURANCE, FEES, CLAWBACK_POOL, DEBT)
+#: The historical market's liquidity (DESIGN §9; :mod:`~clearsim.clearing.market`): it
+#: trades, but is exempt from margin, never liquidated, never deleveraged or clawed back,
+#: and its cash may go negative.
+MARKET = MARKET_ACCOUNT
+#: The accounts that are not traders of the simulated population: the margin watch never
+#: indexes or liquidates them, clawbacks leave them out, and so does the state view's
+#: ``accounts`` (it shows the fund and the market on their own).
+SYSTEM = (INSURANCE, FEES, CLAWBACK_POOL, DEBT, MARKET)
 
 #: Entry prices are kept in millionths of a tick: exact enough for display and ranking,
 #: and an integer.

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from clearsim.clearing import money, orders, schedule, watch
+from clearsim.clearing import market, money, orders, schedule, watch
 from clearsim.clearing.config import OnCommand
 from clearsim.clearing.params import ParamError, apply_set
 from clearsim.events import commands as C
@@ -45,7 +45,13 @@ def _order(ex: Exchange, c: C.Order) -> str | None:
     acct, inst, qty, price = terms
     if c.reduce_only:
         got = orders.reduce_only_qty(ex, acct, inst, c.side, qty)
-        return got if isinstance(got, str) else None
+        if isinstance(got, str):
+            return got
+        if acct is not ex.market:
+            return None
+        qty = got
+    if acct is ex.market:  # exempt from margin and tiers (clearing.market)
+        return market.order_bound(inst, c.side, qty, price)
     return watch.tier_check(ex, acct, inst, c.side, qty, price)
 
 
@@ -54,6 +60,8 @@ def _amend(ex: Exchange, c: C.Amend) -> str | None:
     if isinstance(t, str):
         return t
     order = t.order
+    if t.acct is ex.market:  # exempt from margin and tiers (clearing.market)
+        return market.resting_bound(t.inst, t.new_qty, t.new_price)
     if not t.reduce_only and (t.new_qty > order.qty or t.new_price != order.price):
         replacing = (order.qty, order.price)
         return watch.tier_check(ex, t.acct, t.inst, order.side, t.new_qty, t.new_price, replacing)
@@ -136,4 +144,5 @@ _CHECKS: dict[type, Callable[[Exchange, Any], str | None]] = {
     C.Funding: _funding,
     C.Set: _set,
     C.SettlePeriod: _settle_period,
+    C.MarketLevel: market.level_check,
 }

@@ -10,6 +10,8 @@ then it drains the liquidation queue. The work lives beside it, one module per c
 - :mod:`~clearsim.clearing.orders` — orders, cancels, amends, reduce-only, fill settlement;
 - :mod:`~clearsim.clearing.watch` — pre-trade risk and the margin watch (risk, the
   liquidation index, trigger and queue);
+- :mod:`~clearsim.clearing.market` — the historical market's liquidity: ``#market`` and
+  ``market_level``;
 - :mod:`~clearsim.clearing.marks` — index, mark policies, circuit breaker, halts;
 - :mod:`~clearsim.clearing.schedule` — funding and clawback periods;
 - :mod:`~clearsim.clearing.governance` — the ``set`` command;
@@ -31,7 +33,17 @@ from typing import Any
 
 import orjson
 
-from clearsim.clearing import admission, governance, marks, money, orders, schedule, view, watch
+from clearsim.clearing import (
+    admission,
+    governance,
+    market,
+    marks,
+    money,
+    orders,
+    schedule,
+    view,
+    watch,
+)
 from clearsim.clearing.accounts import SYSTEM, Account
 from clearsim.clearing.config import Config
 from clearsim.clearing.instrument import Instrument
@@ -61,6 +73,9 @@ class Exchange:
         self.fees = self.ledger.fees
         self.pool = self.ledger.pool  # socialised loss awaiting clawback
         self.debt = self.ledger.debt  # what nobody could be made to pay
+        self.market = self.ledger.market  # the historical market's liquidity (market)
+        #: symbol -> the depth market_level placed in its book (market)
+        self.market_depth = {s.symbol: market.Depth() for s in config.instruments}
         self.instruments: dict[str, Instrument] = {
             s.symbol: Instrument(s, self.seq, config.stp, config.basis_samples)
             for s in config.instruments
@@ -109,6 +124,12 @@ class Exchange:
         other command at that time, so funding never depends on whether an unrelated order
         was accepted.
         """
+        if type(command) is dict and command.get("type") == "market_level":
+            # The fast lane of the command a historical day is mostly made of: the very
+            # events and state of the path below, or None to take it (clearing.market).
+            fast = market.apply_fast(self, command)
+            if fast is not None:
+                return fast
         out: list[Event] = []
         inner = command_of_record(command)  # {"raw": x} is how a log records a non-object
         cmd = parse_command(inner)
@@ -170,6 +191,13 @@ class Exchange:
             out.append(Rejected(self.seq.next(), ts, s, raw["type"], rejected))
         watch.drain(self, out)
         return out
+
+    def quiet_at(self, ts: int) -> bool:
+        """A well-formed command at ``ts`` passes the clock checks and makes nothing fall
+        due: :meth:`apply` would only run its handler (``market.apply_fast``'s condition)."""
+        if ts > self.ts and (schedule.anything_due(self, ts) or marks.halts_due(self, ts)):
+            return False
+        return self._clock_check(ts) is None
 
     def _clock_check(self, ts: int) -> str | None:
         """Why a well-formed command's ``ts`` cannot move the clock, or None."""
@@ -253,4 +281,5 @@ _HANDLERS: dict[type, Handler] = {
     C.Funding: schedule.funding,
     C.SettlePeriod: schedule.settle_period,
     C.Set: governance.set_param,
+    C.MarketLevel: market.market_level,
 }

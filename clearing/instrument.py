@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 
 from clearsim.clearing import funding as fnd
-from clearsim.clearing.accounts import Account, Position
+from clearsim.clearing.accounts import MARKET, Account, Position
 from clearsim.clearing.breaker import Breaker
 from clearsim.clearing.config import InstrumentSpec, Stp
 from clearsim.clearing.liqindex import LiquidationIndex
@@ -34,7 +34,9 @@ class Instrument:
 
     def __init__(self, spec: InstrumentSpec, seq: Sequencer, stp: Stp, basis_samples: int) -> None:
         self.spec = spec
-        self.book = OrderBook(spec.symbol, seq, stp)
+        # The historical market's orders match each other: a historical trade (its IOC)
+        # against historical depth (its resting levels) is a trade (clearing.market).
+        self.book = OrderBook(spec.symbol, seq, stp, stp_exempt=MARKET)
         self.grid = Grid(spec.tick_size, spec.lot_size)
         self.index: int | None = None
         self.mark: int | None = None

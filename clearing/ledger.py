@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, Account
+from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, MARKET, Account
 from clearsim.clearing.bankruptcy import split_value
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import value
@@ -46,9 +46,9 @@ class Why(StrEnum):
 
 
 class Ledger:
-    """All accounts, the four system accounts among them, and the moves between them."""
+    """All accounts, the system accounts among them, and the moves between them."""
 
-    __slots__ = ("accounts", "debt", "fees", "fund", "pool")
+    __slots__ = ("accounts", "debt", "fees", "fund", "market", "pool")
 
     def __init__(self, insurance_initial: int) -> None:
         #: every account by id, system accounts first (the order state views list them in)
@@ -57,6 +57,9 @@ class Ledger:
         self.fees = self._open_system(FEES, 0)
         self.pool = self._open_system(CLAWBACK_POOL, 0)  # socialised loss awaiting clawback
         self.debt = self._open_system(DEBT, 0)  # what nobody could be made to pay
+        #: the historical market's liquidity (clearing.market): no deposits, no margin, so
+        #: its cash may go negative; conservation counts it like every other account
+        self.market = self._open_system(MARKET, 0)
 
     def _open_system(self, account_id: str, initial: int) -> Account:
         # The fund's initial balance counts as a deposit, so conservation holds from seq 0.

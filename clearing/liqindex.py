@@ -29,6 +29,8 @@ class LiquidationIndex:
 
     def set_single(self, account: str, long: bool, price: int | None) -> None:
         """Index ``account``'s lone position; ``price`` None = no mark liquidates it."""
+        if price is not None and self._key.get(account) == (_LONG if long else _SHORT, price):
+            return  # unchanged (most fills and fees move it by less than a tick): no re-sort
         self.discard(account)
         if price is None:
             return

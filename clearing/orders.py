@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from clearsim.clearing import marks, watch
-from clearsim.clearing.accounts import Account
+from clearsim.clearing import market, marks, watch
+from clearsim.clearing.accounts import MARKET, Account
 from clearsim.clearing.config import MarkPolicy
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.margin import value
@@ -61,13 +61,14 @@ def order(ex: Exchange, out: list[Event], cause: int, c: C.Order) -> str | None:
         if isinstance(qty_or_reason, str):
             return qty_or_reason
         qty = qty_or_reason
+    if acct is ex.market:  # exempt from margin (clearing.market)
+        why = market.order_bound(inst, side, qty, price)
+    elif c.reduce_only:
         why = watch.reduce_only_check(ex, acct, inst, side, qty, price)
-        if why is not None:
-            return why
     else:
         why = watch.pre_trade_check(ex, acct, inst, side, qty, price)
-        if why is not None:
-            return why
+    if why is not None:
+        return why
     tif = c.tif
     if price is None and band and mark is not None:
         # A market order never sweeps past the band: it becomes an IOC at the band's edge.
@@ -150,18 +151,19 @@ def amend(ex: Exchange, out: list[Event], cause: int, c: C.Amend) -> str | None:
     acct, inst, order = t.acct, t.inst, t.order
     replacing = (order.qty, order.price)
     changed = t.new_qty > order.qty or t.new_price != order.price
-    if not t.reduce_only and changed:
+    why: str | None = None
+    if acct is ex.market:  # exempt from margin (clearing.market)
+        why = market.resting_bound(inst, t.new_qty, t.new_price)
+    elif not t.reduce_only and changed:
         why = watch.pre_trade_check(
             ex, acct, inst, order.side, t.new_qty, t.new_price, replacing=replacing
         )
-        if why is not None:
-            return why
-    if t.reduce_only and t.new_price != order.price:
+    elif t.reduce_only and t.new_price != order.price:
         why = watch.reduce_only_check(
             ex, acct, inst, order.side, t.new_qty, t.new_price, replacing=replacing
         )
-        if why is not None:
-            return why
+    if why is not None:
+        return why
     inst.book.amend(out, c.ts, cause, c.account, c.id, t.qty, t.price)
     after_book_events(ex, out, len(out), inst, c.ts)
     return None
@@ -242,6 +244,9 @@ def settle_fill(
             buyer_ppm = 0
         else:
             seller_ppm = 0
+    elif buyer_id == MARKET and seller_id == MARKET:
+        # The historical market trading with itself pays no fee (clearing.market).
+        buyer_ppm = seller_ppm = 0
     qty, price = f.qty, f.price
     val = value(spec, qty, price)
     n = abs(val)

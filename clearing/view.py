@@ -26,6 +26,10 @@ The balances speak the exchanges' language (DESIGN §4; ``fidelity-sources.md`` 
 - ``insurance_fund`` is the fund's *equity* (DESIGN §6: after a takeover the fund holds
   positions, and its marked equity is what "the fund" means), with its cash
   (``insurance_fund_cash``) and positions (``insurance_fund_positions``) beside it.
+- ``market`` is the historical market's account (``#market``, ``clearing.market``), shown
+  on its own once it has traded, never among the ``accounts``: it is no trader of the
+  population (no margin, never liquidated, its cash may be negative), so it has no margin
+  figures or liquidation prices.
 
 :func:`fmt_entry` is the one formatter of an entry price.
 """
@@ -42,6 +46,7 @@ from clearsim.clearing.accounts import (
     ENTRY_SCALE,
     FEES,
     INSURANCE,
+    MARKET,
     SYSTEM,
     Position,
     entry_value,
@@ -209,7 +214,7 @@ def state_of(src: StateSource) -> dict[str, Any]:
                 "qty": inst.grid.fmt_qty(pos.qty),
                 "entry_price": fmt_entry(pos.entry_e6, inst.spec.tick_size),
             }
-    return {
+    view: dict[str, Any] = {
         "seq": src.seq,
         "ts": src.ts,
         "insurance_fund": fmt_atoms(0 if fund is None else src.risk(fund)[0], sc),
@@ -221,6 +226,23 @@ def state_of(src: StateSource) -> dict[str, Any]:
         "instruments": marks,
         "accounts": accounts,
     }
+    market = src.account(MARKET)
+    if market is not None and (market.balance or market.positions):
+        # Once it has traded (cash or a position), whichever source: the live exchange
+        # holds the account from the start, a fold from its first move.
+        view["market"] = {
+            "balance": fmt_atoms(wallet_balance(market, instruments), sc),
+            "quote_balance": fmt_atoms(market.balance, sc),
+            "equity": fmt_atoms(src.risk(market)[0], sc),
+            "positions": {
+                sym: {
+                    "qty": instruments[sym].grid.fmt_qty(pos.qty),
+                    "entry_price": fmt_entry(pos.entry_e6, instruments[sym].spec.tick_size),
+                }
+                for sym, pos in sorted(market.positions.items())
+            },
+        }
+    return view
 
 
 # --------------------------------------------------------------------------- the live exchange

@@ -19,7 +19,14 @@ from clearsim.clearing import liquidation
 from clearsim.clearing.accounts import SYSTEM, Account
 from clearsim.clearing.config import InstrumentSpec
 from clearsim.clearing.instrument import Instrument
-from clearsim.clearing.margin import initial, liquidation_price, maintenance, notional, value
+from clearsim.clearing.margin import (
+    initial,
+    liquidatable_at,
+    liquidation_price,
+    maintenance,
+    notional,
+    value,
+)
 from clearsim.clearing.rounding import ppm_up
 from clearsim.events.rejects import RejectCode as R
 from clearsim.events.rejects import reason
@@ -220,9 +227,17 @@ def is_liquidatable(ex: Exchange, acct: Account) -> bool:
         # price, say) goes through the waterfall's last act: the fund, socialised loss or
         # system debt covers it, so no negative equity is ever left unrecorded.
         return acct.balance < 0
+    at_equal = ex.config.waterfall.liquidate_at_equal
+    if len(acct.positions) == 1:
+        # The common case, after every fill: one position, the same predicate as risk()'s
+        # (liquidatable_at is E < MM, or E <= MM with at_equal), without the IM it also sums.
+        ((sym, pos),) = acct.positions.items()
+        inst = ex.instruments[sym]
+        m = inst.valuation_price()
+        return liquidatable_at(inst.spec, pos.qty, acct.balance, 0, m, at_equal)
     equity, mm, _ = risk(ex, acct)
     # inline WaterfallConfig.liquidatable: this runs after every fill
-    return equity < mm or (ex.config.waterfall.liquidate_at_equal and equity == mm and mm > 0)
+    return equity < mm or (at_equal and equity == mm and mm > 0)
 
 
 def after_balance_change(ex: Exchange, out: list[Event], acct: Account, cause: int) -> None:

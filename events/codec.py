@@ -54,6 +54,7 @@ __all__ = [
     "split_record",
     "to_event",
     "unseal",
+    "unseal_run",
     "validate_event",
 ]
 
@@ -422,6 +423,29 @@ def unseal(prev_h: bytes, line: bytes) -> bytes | None:
     if expect.encode("ascii") != h:
         return None
     return h
+
+
+def unseal_run(prev_h: bytes, lines: list[bytes]) -> tuple[bytes, int]:
+    """:func:`unseal` for a run of lines *without* their newlines, each sealed onto the one
+    before (the first onto ``prev_h``): (the checksum of the last good line, or ``prev_h``;
+    how many lines are good before the first that is not). The loop is :func:`unseal`
+    inlined, about a third cheaper a line: a fast reader's hot path."""
+    blake2b = hashlib.blake2b
+    h_open, close = _H_OPEN, _H_CLOSE[:-1]
+    cut = _SUFFIX_LEN - 1  # the suffix without its newline
+    h_from, h_to = _H_FROM + 1, _H_TO + 1
+    prev = prev_h
+    for i, line in enumerate(lines):
+        h = line[h_from:h_to]
+        if (
+            len(line) <= cut
+            or line[-cut:h_from] != h_open
+            or line[h_to:] != close
+            or blake2b(prev + line[:-cut] + b"}", digest_size=8).hexdigest().encode("ascii") != h
+        ):
+            return prev, i
+        prev = h
+    return prev, len(lines)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -26,6 +26,7 @@ from clearsim.events.units import INT64_MAX, MAX_TS
 
 __all__ = [
     "COMMAND_TYPES",
+    "MARKET_ACCOUNT",
     "MAX_COMMAND_BYTES",
     "Amend",
     "Cancel",
@@ -35,6 +36,7 @@ __all__ = [
     "Funding",
     "IndexPrice",
     "InsuranceDeposit",
+    "MarketLevel",
     "Order",
     "Set",
     "SettlePeriod",
@@ -58,6 +60,11 @@ _MAX_ID: Final = 64
 _MAX_DECIMAL: Final = 40  # digits enough for any amount; bounds the integers made from them
 _MAX_PATH: Final = 128
 _MAX_VALUE: Final = 1024
+
+#: The reserved account of the historical market's liquidity (DESIGN §9; clearing.market):
+#: the one ``#`` name a command may use, and only to trade (order, cancel, cancel_all,
+#: amend); ``market_level`` commands place its resting depth.
+MARKET_ACCOUNT: Final = "#market"
 
 SIDES: Final = ("buy", "sell")
 TIFS: Final = ("gtc", "ioc", "fok", "post_only")
@@ -126,6 +133,19 @@ class Amend:
 
 
 @attrs.frozen
+class MarketLevel:
+    """Set ``#market``'s total resting ``qty`` at one ``price`` level of one ``side`` (an
+    L2 update of a historical book; ``qty`` "0" removes it). See ``clearing.market``."""
+
+    TYPE: ClassVar[str] = "market_level"
+    ts: int
+    symbol: str
+    side: str  # "buy" | "sell"
+    price: str
+    qty: str
+
+
+@attrs.frozen
 class IndexPrice:
     TYPE: ClassVar[str] = "index_price"
     ts: int
@@ -178,6 +198,7 @@ Command: TypeAlias = (
     | SettlePeriod
     | Set
     | InsuranceDeposit
+    | MarketLevel
 )
 
 COMMAND_TYPES: Final[dict[str, type[Command]]] = {
@@ -194,6 +215,7 @@ COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         SettlePeriod,
         Set,
         InsuranceDeposit,
+        MarketLevel,
     )
 }
 
@@ -238,8 +260,21 @@ def _account(name: str, v: object) -> _Result:
     # "#..." and "@..." name system accounts (insurance fund, fee pool, backstops); a command
     # must never be able to act as one.
     if type(v) is str and v[:1] in ("#", "@"):
+        if v == MARKET_ACCOUNT:
+            return None, (
+                f"reserved account id {_show(v)}: the market account has no deposits "
+                "or withdrawals"
+            )
         return None, f"reserved account id {_show(v)}"
     return _id(name, v)
+
+
+def _trader(name: str, v: object) -> _Result:
+    """The account of a trading command (order, cancel, cancel_all, amend): any user
+    account, or the market's (DESIGN §9: historical trades are its IOC orders)."""
+    if type(v) is str and v == MARKET_ACCOUNT:
+        return v, None
+    return _account(name, v)
 
 
 def _symbol(name: str, v: object) -> _Result:
@@ -322,7 +357,7 @@ _FIELDS: Final[dict[str, tuple[_Field, ...]]] = {
     ),
     "order": (
         ("ts", _ts, True, False),
-        ("account", _account, True, False),
+        ("account", _trader, True, False),
         ("id", _id, True, False),
         ("symbol", _symbol, True, False),
         ("side", _choice(SIDES), True, False),
@@ -333,13 +368,13 @@ _FIELDS: Final[dict[str, tuple[_Field, ...]]] = {
     ),
     "cancel": (
         ("ts", _ts, True, False),
-        ("account", _account, True, False),
+        ("account", _trader, True, False),
         ("id", _id, True, False),
     ),
-    "cancel_all": (("ts", _ts, True, False), ("account", _account, True, False)),
+    "cancel_all": (("ts", _ts, True, False), ("account", _trader, True, False)),
     "amend": (
         ("ts", _ts, True, False),
-        ("account", _account, True, False),
+        ("account", _trader, True, False),
         ("id", _id, True, False),
         ("qty", _POSITIVE, False, True),
         ("price", _POSITIVE, False, True),
@@ -361,6 +396,13 @@ _FIELDS: Final[dict[str, tuple[_Field, ...]]] = {
         ("value", _text(_MAX_VALUE, False), True, False),
     ),
     "insurance_deposit": (("ts", _ts, True, False), ("amount", _POSITIVE, True, False)),
+    "market_level": (
+        ("ts", _ts, True, False),
+        ("symbol", _symbol, True, False),
+        ("side", _choice(SIDES), True, False),
+        ("price", _POSITIVE, True, False),
+        ("qty", _decimal(positive=False), True, False),  # "0" removes the level
+    ),
 }
 
 
@@ -439,6 +481,10 @@ def _fast_account(v: object) -> bool:
     return _fast_id(v) and v[0] != "@"  # type: ignore[index]  # "#" is outside _ID_RE
 
 
+def _fast_trader(v: object) -> bool:
+    return _fast_account(v) or (type(v) is str and v == MARKET_ACCOUNT)
+
+
 def _fast_positive(v: object) -> bool:
     return (
         type(v) is str and len(v) <= _MAX_DECIMAL and _dec_ok(v) is not None and bool(v.strip("0."))
@@ -472,7 +518,7 @@ def _fast_order(d: dict[str, Any]) -> Order | None:
         and type(account) is str
         and 0 < len(account) <= _MAX_ID
         and account[0] != "@"
-        and _id_ok(account) is not None
+        and (_id_ok(account) is not None or account == MARKET_ACCOUNT)
         and type(oid) is str
         and 0 < len(oid) <= _MAX_ID
         and _id_ok(oid) is not None
@@ -523,9 +569,37 @@ def _fast_three(
     return fast
 
 
+_LEVEL_KEYS: Final = frozenset(("type", "ts", "symbol", "side", "price", "qty"))
+
+
+def _fast_market_level(d: dict[str, Any]) -> MarketLevel | None:
+    # A historical day is mostly these (one per L2 update): inlined like _fast_order.
+    if d.keys() != _LEVEL_KEYS:
+        return None
+    ts, symbol, side, price, qty = d["ts"], d["symbol"], d["side"], d["price"], d["qty"]
+    if not (
+        type(ts) is int
+        and 0 <= ts <= MAX_TS
+        and type(symbol) is str
+        and 0 < len(symbol) <= _MAX_ID
+        and (side == "buy" or side == "sell")
+        and type(side) is str
+        and type(price) is str
+        and len(price) <= _MAX_DECIMAL
+        and _dec_ok(price) is not None
+        and price.strip("0.")
+        and type(qty) is str
+        and len(qty) <= _MAX_DECIMAL
+        and _dec_ok(qty) is not None
+    ):
+        return None
+    return MarketLevel(ts, symbol, side, price, qty)
+
+
 _FAST: Final[dict[str, Callable[[dict[str, Any]], Command | None]]] = {
     "order": _fast_order,
-    "cancel": _fast_three(Cancel, "account", "id", (_fast_account, _fast_id)),
+    "market_level": _fast_market_level,
+    "cancel": _fast_three(Cancel, "account", "id", (_fast_trader, _fast_id)),
     "index_price": _fast_three(IndexPrice, "symbol", "price", (_fast_symbol, _fast_positive)),
     "deposit": _fast_three(Deposit, "account", "amount", (_fast_account, _fast_positive)),
 }

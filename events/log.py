@@ -69,6 +69,7 @@ from clearsim.events.codec import (
     split_record,
     to_event,
     unseal,
+    unseal_run,
 )
 from clearsim.events.types import Event, Input
 
@@ -409,9 +410,13 @@ class LogReader:
 
     # -- public
 
-    def select(self, tokens: tuple[bytes, ...], *, verify: bool = True) -> Iterator[dict[str, Any]]:
+    def select(
+        self, tokens: tuple[bytes, ...] | None, *, verify: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """Record dicts of the lines holding any of ``tokens`` (raw bytes, e.g.
         ``b'"type":"takeover"'``): the fast path for projections that read few record kinds.
+        ``tokens=None`` selects every record (:meth:`records` on the fast path, for a reader
+        of the whole log such as ``clearsim export``; seqs are then checked to be gapless).
 
         The file is read in large blocks and only the selected lines are parsed; with
         ``verify`` every line's checksum chain is still checked (hashing, not parsing). Any
@@ -429,10 +434,10 @@ class LogReader:
         except _Anomaly:
             pass
         for seq, line, d in self._scan():
-            if seq > done and any(tok in line for tok in tokens):
+            if seq > done and (tokens is None or any(tok in line for tok in tokens)):
                 yield d
 
-    def _fast(self, tokens: tuple[bytes, ...], verify: bool) -> Iterator[dict[str, Any]]:
+    def _fast(self, tokens: tuple[bytes, ...] | None, verify: bool) -> Iterator[dict[str, Any]]:
         """:meth:`select` without the careful scan; raises :class:`_Anomaly`."""
         self.torn = None
         self.last_seq = 0
@@ -453,15 +458,18 @@ class LogReader:
                         raise _Anomaly("header")
                     prev = h
                     block = block[cut:]
-                if verify:
+                lines: list[bytes] = []
+                if verify or tokens is None:
                     lines = block.split(b"\n")
                     lines.pop()
-                    for line in lines:
-                        h = unseal(prev, line + b"\n")
-                        if h is None:
-                            raise _Anomaly("checksum")
-                        prev = h
-                for line in _selected(block, tokens):
+                if verify:
+                    prev, good = unseal_run(prev, lines)
+                    if good != len(lines):
+                        raise _Anomaly("checksum")
+                # Every line selected: each seq must follow the last (a gap is corruption,
+                # which the careful scan reports); selected lines need only increase.
+                step = 1 if tokens is None else 0
+                for line in lines if tokens is None else _selected(block, tokens):
                     try:
                         d = loads(line)
                     except orjson.JSONDecodeError:
@@ -469,7 +477,7 @@ class LogReader:
                     if type(d) is not dict:
                         raise _Anomaly("record")
                     seq = d.get("seq")
-                    if type(seq) is not int or seq <= last_seq:
+                    if type(seq) is not int or seq <= last_seq or (step and seq != last_seq + 1):
                         raise _Anomaly("seq")
                     last_seq = seq
                     held.append(d)
@@ -496,10 +504,104 @@ class LogReader:
                         self.last_h = prev.decode("ascii")
             yield from held  # a clean end: the last command is complete
 
+    def chunks(self, *, verify: bool = True, size: int = 1024) -> Iterator[bytes]:
+        """The log's good prefix as chunks of whole record lines (each newline-terminated),
+        in order, unparsed: the fast path for a reader that parses many records at once
+        (``clearsim export``). A chunk holds about ``size`` records, or all those of one
+        read block on the fast path.
+
+        As :meth:`select`: the file is read in large blocks, every line's checksum chain
+        checked with ``verify`` (hashing, not parsing), and each block's seqs are checked
+        to run on gaplessly (its first and last line's seq against its count of lines);
+        the last command of a block is held back until a later one shows it complete. Any
+        anomaly hands over to the careful scan, which goes on after the lines already
+        yielded; a torn tail is then in ``torn``. After the end, ``last_seq`` is the last
+        record's seq.
+        """
+        done = 0
+        try:
+            for chunk in self._fast_chunks(verify):
+                done = _seq_of(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 :])
+                yield chunk
+            return
+        except _Anomaly:
+            pass
+        out: list[bytes] = []
+        for seq, line, _ in self._scan():
+            if seq > done:
+                out.append(line)
+                if len(out) >= size:
+                    yield b"".join(out)
+                    out.clear()
+        if out:
+            yield b"".join(out)
+
+    def _fast_chunks(self, verify: bool) -> Iterator[bytes]:
+        """:meth:`chunks` without the careful scan; raises :class:`_Anomaly`."""
+        self.torn = None
+        self.last_seq = 0
+        self.last_h = self._header_h.decode("ascii")
+        with self._open() as fh:
+            first = True
+            prev = b""
+            last_seq = 0  # the seq of the last line read
+            held = b""  # the lines of the last command, not yet shown complete
+            commands = False
+            for block in _blocks(fh):
+                if first:
+                    first = False
+                    cut = block.find(b"\n") + 1
+                    h = unseal(b"", block[:cut])
+                    if h is None:
+                        raise _Anomaly("header")
+                    prev = h
+                    block = block[cut:]
+                    if not block:
+                        continue
+                if verify:
+                    lines = block.split(b"\n")
+                    lines.pop()
+                    prev, good = unseal_run(prev, lines)
+                    if good != len(lines):
+                        raise _Anomaly("checksum")
+                head = _seq_of(block[: block.find(b"\n")])
+                tail = _seq_of(block[block.rfind(b"\n", 0, len(block) - 1) + 1 :])
+                if head != last_seq + 1 or tail - head + 1 != block.count(b"\n"):
+                    raise _Anomaly("seq")
+                last_seq = tail
+                # As in _fast: everything before the block's last input is complete commands
+                # (records before a log's first input belong to no command).
+                i = block.rfind(_INPUT_MARK)
+                if i < 0:
+                    if commands:
+                        held += block
+                    else:
+                        yield block
+                    continue
+                start = block.rfind(b"\n", 0, i) + 1
+                commands = True
+                done = held + block[:start]
+                if done:
+                    yield done
+                held = block[start:]
+                self.last_seq = last_seq
+                if verify:
+                    self.last_h = prev.decode("ascii")
+            if held:
+                yield held  # a clean end: the last command is complete
+            self.last_seq = last_seq
+            if verify:
+                self.last_h = prev.decode("ascii")
+
     def lines(self) -> Generator[tuple[int, bytes], None, None]:
         """(seq, raw line with its newline) for every verified record."""
         for seq, line, _ in self._scan():
             yield seq, line
+
+    def entries(self) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+        """(seq, raw line, record dict) for every verified record: for a reader that needs
+        both the bytes and the fields (``verify``), each line parsed once."""
+        return self._scan()
 
     def records(self, resume: Resume | None = None) -> Iterator[dict[str, Any]]:
         """Verified record dicts (``"h"`` included), from seq 1 or after ``resume``
@@ -560,6 +662,17 @@ def _last_input(block: bytes) -> int | None:
     if i < 0:
         return None
     line = block[block.rfind(b"\n", 0, i) + 1 : block.find(b"\n", i)]
+    try:
+        seq = orjson.loads(line).get("seq")
+    except (orjson.JSONDecodeError, AttributeError):
+        raise _Anomaly("json") from None
+    if type(seq) is not int:
+        raise _Anomaly("seq")
+    return seq
+
+
+def _seq_of(line: bytes) -> int:
+    """The seq of one record line, or :class:`_Anomaly`."""
     try:
         seq = orjson.loads(line).get("seq")
     except (orjson.JSONDecodeError, AttributeError):

@@ -36,11 +36,15 @@ class RejectCode(StrEnum):
     PRICE_OUTSIDE_BAND = "price_outside_band"
     NO_MARK = "no_mark"
     NOT_PERPETUAL = "not_perpetual"
+    CROSSES_BOOK = "crosses_book"  # a market_level that would cross other accounts' orders
     # risk
     INSUFFICIENT_MARGIN = "insufficient_margin"
     TIER_EXCEEDED = "tier_exceeded"
     REDUCE_ONLY = "reduce_only"  # a reduce-only order that would not reduce
     PROFIT_LOCKED = "profit_locked"  # a withdrawal of profit a pending clawback may claim
+    #: an order or level of the margin-exempt #market whose fills' value could not be
+    #: logged (more than 64 bits of atoms); other accounts are bounded by their margin
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
     # governance and periods
     BAD_PARAM = "bad_param"
     NOT_BY_COMMAND = "not_by_command"

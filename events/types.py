@@ -125,7 +125,7 @@ class OrderCancelled(Event):
     order_id: str
     account: str
     qty: int
-    reason: str  # "user" | "cancel_all" | "self_trade" | "liquidation" | ...
+    reason: str  # "user" | "cancel_all" | "self_trade" | "liquidation" | "market_level" | ...
 
 
 @event("order_amended")

@@ -34,7 +34,9 @@ Rules where a choice had to be made:
 * Self-trade prevention: ``cancel_both`` emits the maker's ``OrderCancelled`` first, then
   the taker's ``OrderExpired``; ``cancel_taker`` expires a gtc remainder too (it does not
   rest); a market order whose makers were all cancelled by ``cancel_maker`` expires as
-  "market".
+  "market". One account may be exempt (``stp_exempt``): its orders match each other like
+  anyone's, as under ``none`` (clearing's ``#market``: the historical market is many
+  traders, and a historical trade against historical depth is a trade).
 * :meth:`OrderBook.fillable` is others' liquidity (the account's own orders never count,
   whatever the STP mode). A fok is decided by :meth:`OrderBook.executable` -- what matching
   would really fill under the current STP mode -- so a fok that is accepted always fills
@@ -244,10 +246,18 @@ class OrderBook:
     ``OrderAccepted`` name that event's seq instead).
     """
 
-    __slots__ = ("_acct", "_asks", "_bids", "_n", "_seq", "_stp", "symbol")
+    __slots__ = ("_acct", "_asks", "_bids", "_n", "_seq", "_stp", "_stp_exempt", "symbol")
 
-    def __init__(self, symbol: str, seq: Sequencer, stp: str = "cancel_taker") -> None:
+    def __init__(
+        self,
+        symbol: str,
+        seq: Sequencer,
+        stp: str = "cancel_taker",
+        stp_exempt: str | None = None,
+    ) -> None:
         self.symbol = symbol
+        #: the account whose own orders match each other whatever the STP mode
+        self._stp_exempt = stp_exempt
         self._seq = seq
         self._bids = _Side("buy")
         self._asks = _Side("sell")
@@ -576,7 +586,8 @@ class OrderBook:
         ``none``: own orders trade like anyone's. ``cancel_maker``: own orders are cancelled
         and skipped, so they do not count (= :meth:`fillable`). ``cancel_taker`` and
         ``cancel_both``: matching stops at the first own order met, so only what is ahead of
-        it counts. A fok order fills iff this is ``qty``.
+        it counts. The ``stp_exempt`` account's own orders count, as under ``none``. A fok
+        order fills iff this is ``qty``.
         """
         opp = self._asks if self._side(side) is self._bids else self._bids
         if type(qty) is not int or qty <= 0:
@@ -717,7 +728,7 @@ class OrderBook:
                     lvl.dead -= 1
                     continue
                 macc = o.account
-                if stp and macc == account:
+                if stp and macc == account and account != self._stp_exempt:
                     # Self-trade prevention (rare path, so clarity over speed).
                     if stp != 1:  # cancel_maker / cancel_both: the maker goes
                         s += 1
@@ -807,7 +818,7 @@ class OrderBook:
 
     def _executable(self, opp: _Side, qty: int, lim: int | None, account: str) -> int:
         stp = self._stp
-        if stp == 0:
+        if stp == 0 or account == self._stp_exempt:
             return self._available(opp, qty, lim, None, stop_at_own=False)
         return self._available(opp, qty, lim, account, stop_at_own=stp != 2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Final
@@ -24,13 +24,19 @@ from clearsim.events.codec import (
 )
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, LogWriter, Resume
-from clearsim.events.types import Event, Rejected
+from clearsim.events.types import Event, Input, Rejected
+from clearsim.replay.projections.orders import EntryOrders, is_entry_order
 
 #: A command line longer than this is refused as one malformed command, not read whole.
 MAX_COMMAND_LINE = 1 << 20
 #: A run writes ``LOG.partial`` (``X.partial.gz`` for ``X.gz``) and renames it to ``LOG`` when
 #: it has finished; see :func:`partial_path`.
 PARTIAL_SUFFIX: Final = ".partial"
+#: ``progress(summary, ts)`` is called after every this many commands.
+PROGRESS_EVERY: Final = 2048
+
+Commands = Iterable[object] | Callable[[Exchange], Iterable[object]]
+Progress = Callable[["RunSummary", int], None]
 
 
 class InputError(ClearsimError):
@@ -40,14 +46,32 @@ class InputError(ClearsimError):
 @attrs.define
 class RunSummary:
     commands: int = 0
+    #: commands the exchange refused (an entry whose IOC remainder expired is not one)
     rejected: int = 0
     events: int = 0
     last_seq: int = 0
     #: With ``resume``: the seq the partial log was continued after (None: not resumed).
     resumed_after: int | None = None
+    #: how the traders' entry orders (IOC, FOK, market) ended: filled, partly, not at all
+    entries: EntryOrders = attrs.field(factory=EntryOrders)
 
 
-def read_commands(path: str | os.PathLike[str]) -> Iterator[object]:
+class CommandFile(Iterator[object]):
+    """The commands of a command file, one at a time; :attr:`position` is the bytes read."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._read = [0]  # shared with the generator (no cycle: it closes the file on drop)
+        self._lines = _command_lines(f, self._read)
+
+    @property
+    def position(self) -> int:
+        return self._read[0]
+
+    def __next__(self) -> object:
+        return next(self._lines)
+
+
+def read_commands(path: str | os.PathLike[str]) -> CommandFile:
     """Each non-blank line of a JSON Lines command file, parsed.
 
     The file is opened here, before the first command is asked for (a missing file is an
@@ -59,18 +83,20 @@ def read_commands(path: str | os.PathLike[str]) -> Iterator[object]:
         f = open(path, "rb")  # noqa: SIM115 - closed by _command_lines when it ends
     except OSError as e:
         raise InputError(f"{path}: {e.strerror or e}") from e
-    return _command_lines(f)
+    return CommandFile(f)
 
 
-def _command_lines(f: IO[bytes]) -> Iterator[object]:
+def _command_lines(f: IO[bytes], read: list[int]) -> Iterator[object]:
     with f:
         while True:
             line = f.readline(MAX_COMMAND_LINE + 1)
+            read[0] += len(line)
             if not line:
                 return
             if len(line) > MAX_COMMAND_LINE:
                 while line and not line.endswith(b"\n"):  # skip the rest of the long line
                     line = f.readline(MAX_COMMAND_LINE)
+                    read[0] += len(line)
                 yield "<command line longer than 1 MiB>"
                 continue
             if not line.strip():
@@ -92,15 +118,21 @@ def partial_path(log_path: str | os.PathLike[str]) -> str:
 
 def run(
     config: Config,
-    commands: Iterable[object],
+    commands: Commands,
     log_path: str | Path,
     *,
     seed: int = 0,
     force: bool = False,
     resume: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
+    progress: Progress | None = None,
 ) -> tuple[Exchange, RunSummary]:
     """Apply ``commands`` to a fresh exchange, writing every event to ``log_path``.
+
+    ``commands`` may also be a function of the exchange returning them: a generator that
+    reads the exchange as its commands are applied (one at a time, each before the next is
+    asked for), such as a scenario's ``open_interest`` arrivals. ``progress(summary, ts)``
+    is called every :data:`PROGRESS_EVERY` commands with the clock of the last one.
 
     The log is written to ``LOG.partial`` beside it and renamed to ``log_path`` only when
     the run has finished (an output that is not a regular file, such as a pipe, is written
@@ -122,19 +154,39 @@ def run(
     ex = Exchange(config)
     summary = RunSummary()
     header = Header.new(config.to_dict(), seed)
+    stream = iter(commands(ex) if callable(commands) else commands)
+    tick = _Ticker(summary, ex, progress)
     if resume and not force and os.path.lexists(out.partial):
-        commands = iter(commands)
-        w, pending = _continue(out, header, ex, commands, summary)
+        w, pending = _continue(out, header, ex, stream, summary, tick)
         with out.finishing(w):
             w.write_many(pending)
-            _apply(ex, commands, w, summary)
+            _apply(ex, stream, w, summary, tick)
     else:
         out.refuse_existing(force)
         w = out.create(header)
         with out.finishing(w):
-            _apply(ex, commands, w, summary)
+            _apply(ex, stream, w, summary, tick)
     summary.last_seq = ex.seq.last
+    tick.done()
     return ex, summary
+
+
+class _Ticker:
+    """Calls ``progress`` every :data:`PROGRESS_EVERY` commands (and once at the end)."""
+
+    def __init__(self, summary: RunSummary, ex: Exchange, progress: Progress | None) -> None:
+        self.summary, self.ex, self.progress = summary, ex, progress
+        self.next = PROGRESS_EVERY if progress is not None else -1
+
+    def __call__(self) -> None:
+        """Called after each command: cheap unless a report is due."""
+        if self.summary.commands == self.next and self.progress is not None:
+            self.next += PROGRESS_EVERY
+            self.progress(self.summary, self.ex.ts)
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress(self.summary, self.ex.ts)
 
 
 def _continue(
@@ -143,6 +195,7 @@ def _continue(
     ex: Exchange,
     commands: Iterator[object],
     summary: RunSummary,
+    tick: Callable[[], None],
 ) -> tuple[LogWriter, list[Event]]:
     """Re-apply ``commands`` while the partial log holds their events (each must be the
     logged record, byte for byte; the reader checks the chain), up to its last complete
@@ -164,6 +217,7 @@ def _continue(
         for cmd in commands:
             events = ex.apply(cmd)
             _count(summary, events)
+            tick()
             line = b""
             for ev in events:
                 nxt = next(lines, None)
@@ -196,17 +250,24 @@ def _count(summary: RunSummary, events: list[Event]) -> None:
     summary.events += len(events)
     if type(events[-1]) is Rejected and events[-1].cause == events[0].seq:
         summary.rejected += 1
+    first = events[0]
+    if type(first) is Input and is_entry_order(first.command):  # type: ignore[attr-defined]
+        summary.entries.command(events)
 
 
 def _apply(
-    ex: Exchange, commands: Iterable[object], w: LogWriter, summary: RunSummary, skip: int = 0
+    ex: Exchange,
+    commands: Iterable[object],
+    w: LogWriter,
+    summary: RunSummary,
+    tick: Callable[[], None],
 ) -> None:
-    """Apply each command, writing its events (those past seq ``skip``) as one command."""
+    """Apply each command, writing its events as one command."""
     for cmd in commands:
         events = ex.apply(cmd)
-        if events[-1].seq > skip:
-            w.write_many(events if events[0].seq > skip else [e for e in events if e.seq > skip])
+        w.write_many(events)
         _count(summary, events)
+        tick()
 
 
 class _Output:

@@ -9,7 +9,8 @@ same sessions for N minutes). Built on ``test_conservation``'s :class:`CommandGe
   tuples, 300-deep nesting, Python objects, "1e5", "٣", "²", 10**39 (as int and as a
   decimal string), reserved account ids, stink bids and reduce-only closes into them,
   extreme index prices, ``set`` with unicode digits, fee schedules whose rebate beats the
-  taker fee, and 64-bit-sized deposits;
+  taker fee, and 64-bit-sized deposits; the historical market's traffic (``market_level``
+  updates, crossing ones and hostile ones among them, and ``#market`` IOC trades);
 - after EVERY command, the checks of issue 10 (see :class:`FuzzChecker`), each failure a
   :class:`Violation` with a stable ``kind``. A session keeps going after a violation (the
   shadow ledger is re-synchronised from the engine), so one run reports every distinct kind.
@@ -148,6 +149,8 @@ class FuzzGen(CommandGen):
         self.clock: Callable[[], int] | None = None
         #: set by the session: (account, symbol, signed qty) of every open position
         self.holdings: Callable[[], list[tuple[str, str, int]]] | None = None
+        #: set by the session: (symbol, side, price ticks, lots) of #market's resting orders
+        self.market_orders: Callable[[], list[tuple[str, str, int, int]]] | None = None
 
     # -- pieces
 
@@ -204,6 +207,67 @@ class FuzzGen(CommandGen):
         return {"type": "order", "ts": self.next_ts(r), "account": who, "id": "r1",
                 "symbol": m.symbol, "side": "buy", "qty": m.qty(1),
                 "price": m.price(m.index)}  # fmt: skip
+
+    def market_level(self, r: Rand) -> dict[str, Any]:
+        """An L2 update of the historical book (clearing.market): ``#market``'s depth near
+        the index on either side, so that some levels cross (stale ``#market`` levels are
+        uncrossed, other accounts' orders refuse them), a third of them removals; and
+        hostile ones: off either grid, unknown symbol, a hostile value in any field, a level
+        whose value passes 64 bits, prices at the grid's ends."""
+        resting = self.market_orders() if self.market_orders is not None else []
+        if resting and r.randint(0, 2) == 0:
+            # a level #market holds: shrink it (priority kept), remove it or grow it
+            sym, side, ticks, held = r.choice(resting)
+            m = self.markets[sym]
+            lots = r.choice([0, max(0, held - r.randint(1, held)), held + self.lots(r, sym)])
+        else:
+            m = self.markets[r.choice(self.symbols)]
+            side = r.choice(["buy", "sell"])
+            off = r.randint(-8, 40)  # ticks away from the index on its own side; < 0 crosses
+            ticks = max(1, m.index - off if side == "buy" else m.index + off)
+            lots = r.choice([0, self.lots(r, m.symbol)])
+        cmd: dict[str, Any] = {"type": "market_level", "ts": self.next_ts(r),
+                               "symbol": m.symbol, "side": side, "price": m.price(ticks),
+                               "qty": m.qty(lots)}  # fmt: skip
+        k = r.randint(0, 29)
+        if k == 0:
+            cmd["price"] = m.price(ticks) + "3"  # off the tick grid
+        elif k == 1:
+            cmd["qty"] = m.qty(max(1, lots)) + "7"  # off the lot grid
+        elif k == 2:
+            cmd["symbol"] = "DOGE-USD"
+        elif k == 3:
+            cmd[r.choice(["ts", "symbol", "side", "price", "qty"])] = r.choice(HOSTILE_VALUES)
+        elif k == 4:
+            cmd["qty"] = m.qty(r.choice([INT64_MAX, 10**15, 10**12]))  # past 64 bits of value
+        elif k == 5:
+            cmd["price"] = m.price(r.choice([1, 10**15, 10**15 + 1]))
+        elif k == 6:
+            cmd["extra"] = 1
+        return cmd
+
+    def market_trade(self, r: Rand) -> dict[str, Any]:
+        """A historical trade: an IOC of ``#market`` near the index (it eats ``#market``'s
+        depth and the population's resting orders alike); sometimes a market order, a gtc,
+        or a cancel-all of ``#market``'s orders."""
+        m = self.markets[r.choice(self.symbols)]
+        k = r.randint(0, 19)
+        if k == 0:
+            return {"type": "cancel_all", "ts": self.next_ts(r), "account": "#market"}
+        self.n += 1
+        cmd: dict[str, Any] = {"type": "order", "ts": self.next_ts(r), "account": "#market",
+                               "id": f"t{self.n}", "symbol": m.symbol,
+                               "side": r.choice(["buy", "sell"]),
+                               "qty": m.qty(self.lots(r, m.symbol)),
+                               "price": m.price(self.near(r, m)), "tif": "ioc"}  # fmt: skip
+        if k == 1:
+            del cmd["price"]
+        elif k == 2:
+            cmd["tif"] = "gtc"
+            self.ids.append(("#market", cmd["id"]))
+        elif k == 3:
+            cmd["qty"] = m.qty(r.choice([INT64_MAX // 2, 10**15]))  # value past 64 bits
+        return cmd
 
     def stink(self, r: Rand) -> dict[str, Any]:
         """A resting order far from the index: the liquidity a terrible close fills against.
@@ -309,7 +373,8 @@ class FuzzGen(CommandGen):
         return [*super().weighted(),
                 (self.hostile_value, 3), (self.misspelt_future, 1), (self.reserved, 1),
                 (self.stink, 4), (self.reduce_only_close, 5), (self.index_extreme, 1),
-                (self.index_restore, 2), (self.big_deposit, 1), (self.set_hostile, 2)]  # fmt: skip
+                (self.index_restore, 2), (self.big_deposit, 1), (self.set_hostile, 2),
+                (self.market_level, 8), (self.market_trade, 3)]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checker
@@ -420,6 +485,10 @@ class FuzzChecker(Checker):
     def holdings(self) -> list[tuple[str, str, int]]:
         return [(a, s, p.qty) for a in sorted(self.ex.accounts) if a[:1] not in SYSTEM_PREFIX
                 for s, p in sorted(self.ex.accounts[a].positions.items())]  # fmt: skip
+
+    def market_orders(self) -> list[tuple[str, str, int, int]]:
+        return [(s, o.side, o.price, o.qty) for s, inst in sorted(self.ex.instruments.items())
+                for o in inst.book.orders_of("#market")]  # fmt: skip
 
     def full_snapshot(self) -> dict[str, Any]:
         """``Checker.snapshot`` plus the state view, the clock, the config and the schedule."""
@@ -558,6 +627,7 @@ class FuzzChecker(Checker):
         rejected = any(type(e) is Rejected for e in events)
         if (not rejected and isinstance(cmd, dict) and cmd.get("type") in ("order", "amend")
                 and isinstance(actor, str) and actor in ex.accounts and eq0 is not None
+                and actor[:1] not in SYSTEM_PREFIX  # #market: exempt from margin
                 and eq0 >= 0 and self._marks() == marks0):  # fmt: skip
             eq1 = ex.risk(ex.accounts[actor])[0]
             if eq1 < 0:
@@ -667,6 +737,7 @@ def commands_for(setup: Setup, n: int, chk: FuzzChecker) -> Iterator[object]:
     gen = FuzzGen(setup.config(), ts_step=r_step(setup))
     gen.live = chk.resting
     gen.holdings = chk.holdings
+    gen.market_orders = chk.market_orders
     gen.clock = lambda: chk.ex.ts
     rng = random.Random(setup.seed)
     yield from gen.session(rng, n)

@@ -72,7 +72,8 @@ def test_cli_text_and_json(log: Path) -> None:
     (c,) = j["cascades"]
     assert c["from"] == ROOT and c["totals"]["fund_paid"] == "120"
     assert [e["seq"] for e in c["events"]] == list(range(ROOT, ROOT + 29))
-    assert render_json(cascades(log, start=ROOT)[0], cascades(log)[1]) == j
+    cs, idx, fmt = cascades(log, start=ROOT)
+    assert render_json(cs, idx, fmt) == j
 
 
 def test_no_liquidations(tmp_path: Path) -> None:
@@ -96,3 +97,72 @@ def test_cli_errors(log: Path, tmp_path: Path) -> None:
     assert_user_error(cli("cascade", log, "--from", "9999"))
     assert_user_error(cli("cascade", log, "--from", "x"))
     assert_user_error(cli("cascade", log, "--top", "0"))
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def test_generations_price_move_and_impact(log: Path) -> None:
+    """a1 is liquidated by the seller's order (the price), a2 by a1's liquidation order
+    (it moved the mark), a3 by a2's: generations 1, 2, 3. The liquidation orders filled
+    at 89, 85, 81: from 89 to 81. The mark (mid) went from 100 (99/101) to 75."""
+    (c,), idx, fmt = cascades(log)
+    f = c.figures
+    assert f.by_generation == {1: 1, 2: 1, 3: 1}
+    assert (f.by_price, f.by_liquidation, f.generations) == (1, 2, 3)
+    r = f.liquidation_fills["X"]
+    assert (r.first, r.last, r.count) == (89, 81, 3)
+    m = f.prices["X"]
+    assert (m.mark_before, m.mark_after, m.index_before, m.index_after) == (100, 75, None, None)
+    text = "\n".join(render_text([c], idx, fmt))
+    assert f"cascade from seq {ROOT} (input), at 2023-11-14 22:13:20.0000" in text
+    assert "X: index -; mark 100 -> 75 (-25.00%)" in text
+    assert "1 by the price, 2 by other liquidations (by generation 1: 1, 2: 1, 3: 1)" in text
+    assert "closed: book 30 X" in text
+    assert "liquidation orders on X filled from 89 to 81 (-8.99%, 3 fills)" in text
+    assert "fund paid 120 USD, took in 0 USD (equity 1000 USD -> 880 USD)" in text
+    assert "qty=10 X" in text and "fund_paid=20 USD" in text
+
+
+def test_time_format_table_and_json_units(log: Path) -> None:
+    r = cli("cascade", log, "--time", "2023-11-14T22:13:20Z", "--format", "json")
+    assert r.returncode == 0, r
+    j = json.loads(r.stdout)
+    (c,) = j["cascades"]
+    assert c["from"] == ROOT and j["collateral"] == "USD"
+    assert c["totals"]["by_generation"] == {"1": 1, "2": 1, "3": 1}
+    assert c["totals"]["liquidation_fills"] == {"X": {"first": "89", "last": "81", "count": 3}}
+    fills = [e for e in c["events"] if e["type"] == "liquidation_fill"]
+    assert [e["fund_paid"] for e in fills] == ["20", "40", "60"]  # decimals, as in the text
+    assert cli("cascade", log, "--json").stdout == cli("cascade", log, "--format", "json").stdout
+    t = cli("cascade", log, "--format", "table")
+    assert t.returncode == 0 and len(t.stdout.splitlines()) == 2
+    assert f"{ROOT}" in t.stdout.splitlines()[1] and "120" in t.stdout.splitlines()[1]
+    assert_user_error(cli("cascade", log, "--time", "2030-01-01T00:00:00Z"))
+    assert_user_error(cli("cascade", log, "--time", "2023-11-14T22:13:20"))  # no offset
+    assert_user_error(cli("cascade", log, "--from", "1", "--time", "1"))
+
+
+def test_fund_paid_is_the_storys_for_every_root(tmp_path: Path) -> None:
+    """One definition of "fund paid" (fund_flows): the cascade of each root pays what the
+    story's cascade of that root paid, on a scenario with many cascades."""
+    from clearsim.events.log import LogReader
+    from clearsim.replay import scenarios as scn
+    from clearsim.replay.projections.story import Story
+    from clearsim.replay.runner import run
+
+    sc = scn.load(Path(__file__).parents[1] / "fixtures" / "long_cascade" / "scenario.toml")
+    p = tmp_path / "long.log"
+    run(sc.config, sc.commands(sc.seed), p, seed=sc.seed)
+    reader = LogReader(p)
+    story = Story(reader.header.config).feed_all(reader.events())
+    roots = story.cascades.cascades
+    assert len(roots) > 3 and any(c.fund_paid for c in roots.values())
+    found, _, fmt = cascades(p, top=len(roots))
+    assert {c.top for c in found} == set(roots)
+    for c in found:
+        s = roots[c.top]
+        assert (c.figures.fund_paid, c.figures.fund_took_in) == (s.fund_paid, s.fund_took_in)
+        assert (c.figures.fund_equity_before, c.figures.fund_equity_after) == (
+            s.fund_equity_before, s.fund_equity_after)  # fmt: skip
+        assert c.totals["fund_paid"] == fmt.money(s.fund_paid)

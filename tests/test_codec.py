@@ -345,3 +345,26 @@ def test_decode_record_rejects_non_objects(line: bytes) -> None:
 
 def test_log_error_messages_are_one_line() -> None:
     assert str(LogError("a\nb\r\nc")) == "a b  c"
+
+
+def test_unseal_run_is_unseal_line_by_line() -> None:
+    """``unseal_run`` (the fast readers' loop) agrees with ``unseal`` on every line: the
+    last checksum of a good run, and the index of the first bad line (changed body,
+    broken suffix, a line too short to hold one)."""
+    from clearsim.events.codec import seal, unseal, unseal_run
+
+    prev = ""
+    lines = []
+    for i in range(5):
+        line, prev = seal(prev, b'{"seq":%d,"type":"x"}' % (i + 1))
+        lines.append(line[:-1])
+    first_prev = b""
+    last, good = unseal_run(first_prev, lines)
+    assert (last, good) == (prev.encode(), 5)
+    want = first_prev
+    for line in lines:
+        want = unseal(want, line + b"\n")  # type: ignore[assignment]
+    assert want == last
+    for i, bad in ((2, lines[2].replace(b"x", b"y")), (3, lines[3][:-2] + b"'}"), (1, b"{}")):
+        broken = [*lines[:i], bad, *lines[i + 1 :]]
+        assert unseal_run(first_prev, broken)[1] == i

@@ -45,6 +45,15 @@ DESIGN_EXAMPLES = [
     {"type": "settle_period", "ts": 8},
     {"type": "set", "ts": 9, "path": "waterfall.liquidation_fee_ppm", "value": "2000"},
     {"type": "insurance_deposit", "ts": 10, "amount": "5000"},
+    # the historical market's depth (clearing.market; the line this branch adds to §10)
+    {
+        "type": "market_level",
+        "ts": 11,
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "price": "49990",
+        "qty": "2.5",
+    },
 ]
 
 
@@ -169,6 +178,24 @@ def test_typed_fields() -> None:
         ),
         ({"type": "set", "ts": 9, "path": "x.y", "value": ""}, cmd.Set(9, "x.y", "")),
         (
+            {"type": "market_level", "ts": 3, "symbol": "S", "side": "sell", "price": "1.5"}
+            | {"qty": "0"},
+            cmd.MarketLevel(3, "S", "sell", "1.5", "0"),  # "0" removes the level
+        ),
+        (
+            {**DESIGN_EXAMPLES[2], "account": "#market"},
+            cmd.Order(3, "#market", "a1", "BTC-USD", "buy", "0.5", "50000", "gtc", False),
+        ),
+        (
+            {"type": "cancel", "ts": 4, "account": "#market", "id": "a1"},
+            cmd.Cancel(4, "#market", "a1"),
+        ),
+        ({"type": "cancel_all", "ts": 4, "account": "#market"}, cmd.CancelAll(4, "#market")),
+        (
+            {"type": "amend", "ts": 5, "account": "#market", "id": "a1", "qty": "1"},
+            cmd.Amend(5, "#market", "a1", "1", None),
+        ),
+        (
             {"type": "deposit", "ts": MAX_TS, "account": "a" * 64, "amount": "0.000001"},
             cmd.Deposit(MAX_TS, "a" * 64, "0.000001"),
         ),
@@ -254,6 +281,28 @@ BAD: list[tuple[object, str]] = [
     ({"type": "deposit", "ts": 1, "account": "a", "amount": "0"}, "zero amount"),
     ({"type": "deposit", "ts": 1, "account": "a"}, "missing_field: 'amount'"),
     ({"type": "withdraw", "ts": 1, "account": "#fees", "amount": "5"}, "reserved account id"),
+    # the market account trades, and only trades (clearing.market)
+    ({"type": "deposit", "ts": 1, "account": "#market", "amount": "5"},
+     "bad_field: reserved account id '#market': the market account has no deposits"),
+    ({"type": "withdraw", "ts": 1, "account": "#market", "amount": "5"},
+     "the market account has no deposits or withdrawals"),
+    (order(account="#Market"), "reserved account id"),
+    (order(account="#market2"), "reserved account id"),
+    (order(account="#insurance"), "reserved account id"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "buy", "price": "1"},
+     "missing_field: 'qty'"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "bid", "price": "1", "qty": "1"},
+     "side must be one of buy|sell"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "buy", "price": "0", "qty": "1"},
+     "zero price"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "buy", "price": "1", "qty": "-1"},
+     "negative quantity"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "buy", "price": "1", "qty": 1},
+     "quantity must be a decimal string"),
+    ({"type": "market_level", "ts": 1, "symbol": "", "side": "buy", "price": "1", "qty": "1"},
+     "empty symbol"),
+    ({"type": "market_level", "ts": 1, "symbol": "S", "side": "buy", "price": "1", "qty": "1",
+      "account": "#market"}, "unknown_field: 'account'"),
     ({"type": "cancel", "ts": 1, "account": "a"}, "missing_field: 'id'"),
     ({"type": "cancel_all", "ts": 1, "account": "a", "id": "x"}, "unknown_field: 'id'"),
     ({"type": "amend", "ts": 1, "account": "a", "id": "o"}, "amend needs qty or price"),
@@ -557,6 +606,10 @@ _BASE_SHAPES: list[dict[str, Any]] = [
     {"type": "cancel", "ts": 5, "account": "a1", "id": "o1"},
     {"type": "index_price", "ts": 5, "symbol": "X", "price": "100.5"},
     {"type": "deposit", "ts": 5, "account": "a1", "amount": "1000"},
+    {"type": "market_level", "ts": 5, "symbol": "X", "side": "buy", "price": "100.5", "qty": "0"},
+    {"type": "order", "ts": 5, "account": "#market", "id": "t1", "symbol": "X", "side": "sell"}
+    | {"qty": "2", "price": "99", "tif": "ioc"},
+    {"type": "cancel", "ts": 5, "account": "#market", "id": "o1"},
 ]
 _ODD_VALUES = st.sampled_from(
     [
@@ -577,6 +630,8 @@ _ODD_VALUES = st.sampled_from(
         "1e5",
         "٣",
         "#insurance",
+        "#market",
+        "#market ",
         "@vault",
         "a" * 64,
         "a" * 65,

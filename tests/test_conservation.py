@@ -73,6 +73,7 @@ INSURANCE = "#insurance"
 FEES = "#fees"
 CLAWBACK_POOL = "#clawback"
 DEBT = "#debt"
+MARKET = "#market"
 PPM = 1_000_000
 
 _T = TypeVar("_T")
@@ -703,6 +704,8 @@ class Checker:
         taker, maker = spec.taker_fee_ppm, spec.maker_fee_ppm
         if liquidated is not None and liquidated == f.taker_account:
             taker = 0
+        if f.taker_account == f.maker_account == MARKET:
+            taker = maker = 0  # the historical market trading with itself (clearing.market)
         taker_buys = f.taker_side == "buy"
         buyer_ppm, seller_ppm = (taker, maker) if taker_buys else (maker, taker)
         want = (ceil(Fraction(ev.value * buyer_ppm, PPM)),

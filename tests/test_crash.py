@@ -278,6 +278,8 @@ READERS: dict[str, tuple[tuple[str, ...], int]] = {
     "seek": (("--at", "LAST"), 0),  # stops at LAST: the tail is not read, nor warned of
     "diff": (("REF",), 1),  # a torn log differs from the whole one
     "snapshot": (("--every", "50"), 0),
+    "export": (("-o", "OUT"), 0),
+    "export-fund": (("-o", "OUT", "--table", "fund"), 0),
 }
 
 
@@ -294,7 +296,8 @@ def test_every_reader_verb_on_a_truncated_log(
     ref.write_bytes(small)
     extra, status = READERS[name]
     good = list(LogReader(log).records())
-    names = {"REF": str(ref), "LAST": str(good[-1]["seq"]), "LAST_TS": str(good[-1]["ts"])}
+    names = {"REF": str(ref), "LAST": str(good[-1]["seq"]), "LAST_TS": str(good[-1]["ts"]),
+             "OUT": str(tmp_path / "out.parquet")}  # fmt: skip
     args = [names.get(a, a) for a in extra]
     if name == "diff":
         args = [str(ref), str(log)]

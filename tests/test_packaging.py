@@ -8,6 +8,7 @@ list, and check the public API and the module entry point from a fresh interpret
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,47 @@ def test_wheel_holds_every_layer_and_the_bundled_scenarios(wheel: Path) -> None:
         assert f"clearsim/{layer}/__init__.py" in names
     assert "clearsim/clearing/exchange.py" in names
     assert "clearsim/replay/scenarios/crash.toml" in names
+    assert "clearsim/replay/scenarios/black-thursday.toml" in names
+    assert "clearsim/replay/scenarios/black-thursday-XBTUSD-1m.csv" in names
     assert "clearsim/replay/sweep/cell.py" in names
     assert "clearsim/__main__.py" in names
     # The real files, not symlinks or their targets' paths.
     assert not any(n.startswith(("events/", "clearing/", "replay/", "orderbook/")) for n in names)
+
+
+def test_installed_wheel_finds_the_bundled_market_beside_its_scenario(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """Installed from the wheel (no checkout on the path), ``black-thursday`` resolves its
+    bars file inside the installed package, and its market streams the whole day."""
+    site = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    code = (
+        "import clearsim; from clearsim.replay import scenarios as s\n"
+        "p = s.bundled_path('black-thursday'); sc = s.bundled('black-thursday')\n"
+        "print(clearsim.__file__); print(p); print(sc.market.files[0])\n"
+        "print(sum(1 for c in sc.commands() if c['type'] == 'index_price'))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    where, toml, bars, prices = run.stdout.split()
+    for path in (where, toml, bars):
+        assert path.startswith(str(site)), path  # the installed copy, not the checkout
+    assert Path(bars).name == "black-thursday-XBTUSD-1m.csv"
+    assert prices == "5760"  # 1,440 bars x open, high/low, low/high, close
 
 
 def test_public_api_is_what_all_promises() -> None:
@@ -85,6 +123,7 @@ def test_public_api_is_what_all_promises() -> None:
         "LogWriter",
         "RunSummary",
         "__version__",
+        "open_log",
         "run",
     }
     for name in clearsim.__all__:

@@ -299,3 +299,20 @@ def test_projection_matches_the_engine(waterfall: str, tmp_path: Path) -> None:
     assert r.cash == ex.fund.balance and r.equity == ex.risk(ex.fund)[0]
     assert r.last_seq == ex.seq.last
     assert LogReader(path).verify() is None
+
+
+def test_fund_deficit_written_off_to_system_debt() -> None:
+    """``ledger.to_debt`` moves an account's negative balance to ``#debt`` and records a
+    ``system_debt`` naming it; when that account is the fund, the fund's cash goes back to
+    zero. Hand-worked: initial 100, a bankruptcy payment of 130 leaves -30, the write-off
+    of 30 brings it to 0 (the report showed -0.000069 USDT here before the fold knew it)."""
+    f = FundFold(CONFIG)
+    f.apply({"seq": 1, "ts": 10, "cause": 0, "type": "insurance_payment", "account": "a",
+             "amount": 130, "reason": "bankruptcy"})  # fmt: skip
+    f.apply({"seq": 2, "ts": 10, "cause": 1, "type": "system_debt", "account": "#insurance",
+             "amount": 30, "reason": "fund deficit"})  # fmt: skip
+    assert f.cash == 0 and f.equity() == 0
+    last = f.timeline[-1]
+    assert (last.seq, last.amount, last.reason, last.account, last.cash) == (
+        2, 30, "system debt", "#debt", 0)  # fmt: skip
+    assert f.low.low == -30

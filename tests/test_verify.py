@@ -225,6 +225,42 @@ def test_conservation_break_is_found(log: Path, monkeypatch: pytest.MonkeyPatch)
     assert "net deposits" in res.conservation
 
 
+def test_periodic_full_scan_scales_with_the_accounts(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change no event names is found by the periodic full scan, whose period is at least
+    the number of accounts (so the scans cost O(1) per command amortised).
+
+    With ``FULL_SCAN_EVERY = 1``: the first scan follows command 1 (the exchange then holds
+    its system accounts and ``mm``: n + 1 accounts), so the next one follows command
+    n + 2. Money leaked into ``mm`` after command 2 (``seller``'s deposit, which does not
+    name ``mm``) is found there, in the last n + 1 commands; a fixed period of 1 would find
+    it at once.
+    """
+    from clearsim.clearing.exchange import Exchange
+    from clearsim.replay import verify as v
+
+    real = Exchange.apply
+    calls = [0]
+
+    def leaky(self: Exchange, command: object) -> list[Any]:
+        out = real(self, command)
+        calls[0] += 1
+        if calls[0] == 2:
+            self.accounts["mm"].balance += 1
+        return out
+
+    n_system = len(Exchange(Config.from_dict(waterfall_config())).accounts)
+    assert n_system >= 4  # #insurance, #fees, #clawback, #debt (and #market)
+    monkeypatch.setattr(Exchange, "apply", leaky)
+    monkeypatch.setattr(v, "FULL_SCAN_EVERY", 1)
+    res = verify(log)
+    assert res.conservation is not None
+    assert res.conservation.startswith("after the command at seq ")
+    period = n_system + 1
+    assert f"found by a full scan; the change is in the last {period} commands" in res.conservation
+
+
 def test_cli_errors(tmp_path: Path) -> None:
     assert_user_error(cli("verify", tmp_path / "missing.log"))
     (tmp_path / "junk.log").write_text("hello\n")

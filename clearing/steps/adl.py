@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, Account
+from clearsim.clearing.accounts import ENTRY_SCALE, FEES, INSURANCE, MARKET, Account
 from clearsim.clearing.bankruptcy import bankruptcy_value
 from clearsim.clearing.instrument import Instrument
 from clearsim.clearing.ledger import Why
@@ -37,6 +37,10 @@ def entry_value(inst: Instrument, q: int, entry_e6: int) -> int:
         return (-q * spec.k * ENTRY_SCALE) // max(entry_e6, 1)
     return q * entry_e6 * spec.k // ENTRY_SCALE
 
+
+#: Holders never deleveraged: the fund (it is deleveraged on its own terms), the fee pool,
+#: and the historical market (no margin, so no honest rank: clearing.market).
+_NEVER = (INSURANCE, FEES, MARKET)
 
 #: Scores are compared as integers scaled by 10^18 (exact to that precision, no Fraction
 #: arithmetic in the sort); equal scores fall back to the account id.
@@ -69,7 +73,7 @@ def _scored(
     sym = inst.spec.symbol
     keyed: list[tuple[int, int, str, Account]] = []
     for aid, a in inst.holders.items():
-        if aid == exclude or a.flagged or aid in (INSURANCE, FEES):
+        if aid == exclude or a.flagged or aid in _NEVER:
             continue
         if (a.positions[sym].qty > 0) != long_side:
             continue
@@ -121,7 +125,7 @@ class _Side:
     def _entry(
         self, ex: RiskSource, inst: Instrument, aid: str, a: Account, cache: AdlCache
     ) -> _Entry | None:
-        if aid in (INSURANCE, FEES):
+        if aid in _NEVER:
             return None
         pos = a.positions.get(self.symbol)
         if pos is None or pos.qty == 0 or (pos.qty > 0) != self.long_side:

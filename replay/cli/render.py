@@ -20,8 +20,9 @@ from clearsim.clearing.config import fmt_atoms
 from clearsim.events.codec import ENGINE_VERSION
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.diff import DiffResult
-from clearsim.replay.projections.cascade import Cascade, Fmt, Index, subtree
+from clearsim.replay.projections.cascade import Cascade, CascadeFigures, Fmt, Index, subtree
 from clearsim.replay.projections.fund import FundReport
+from clearsim.replay.projections.orders import EntryOrders
 from clearsim.replay.projections.story import RootCascade, StepTotals, Story
 from clearsim.replay.runner import RunSummary
 from clearsim.replay.scenarios import Scenario
@@ -39,18 +40,42 @@ def run_summary(s: RunSummary, output: str) -> str:
         else f"resumed the partial log after seq {s.resumed_after} (events up to there "
         "checked, not written again)\n"
     )
-    return resumed + (
-        f"{s.commands} commands ({s.rejected} rejected) -> "
-        f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
+    return (
+        resumed
+        + (
+            f"{s.commands} commands ({s.rejected} rejected) -> "
+            f"{s.events} events, last seq {s.last_seq}, written to {output}\n"
+        )
+        + entry_orders_line(s.entries)
+    )
+
+
+def entry_orders_line(e: EntryOrders, indent: str = "") -> str:
+    """How the entry orders ended, one line ("" when there were none)."""
+    if not e.orders:
+        return ""
+    return (
+        f"{indent}{e.did_not_fill:,} of {e.orders:,} entry orders (IOC/FOK/market) did not "
+        f"fill: {e.unfilled:,} expired with nothing filled (no liquidity within their "
+        f"limit), {e.rejected:,} rejected; {e.partly:,} filled in part\n"
     )
 
 
 def demo_banner(sc: Scenario, seed: int) -> str:
+    if sc.market is None:
+        span = f"{sc.steps * sc.step_s // 60} minutes"
+    else:
+        span = f"a historical day from {_utc(sc.start_ts)}"
     return (
         f"clearsim demo: {sc.name!r} (seed {seed}): {sc.population.count:,} leveraged "
-        f"accounts, {sc.makers.count} market makers, {sc.steps * sc.step_s // 60} minutes on "
+        f"accounts, {sc.makers.count} market makers, {span} on "
         f"{sc.symbol}; waterfall {' -> '.join(sc.config.waterfall.steps)}"
     )
+
+
+def sim_clock(ts: int) -> str:
+    """The simulated clock, for a progress display."""
+    return _utc(ts)[:-4] if ts else ""
 
 
 def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
@@ -59,6 +84,17 @@ def demo_timing(s: RunSummary, where: str, run_s: float, read_s: float) -> str:
         f"{run_s:.1f} s, written to {where}; story read back from the log in "
         f"{read_s:.1f} s\n\n"
     )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report_written(output: str, size: int, charts: int, empty: int) -> str:
+    """What ``clearsim report`` prints once the page is in place."""
+    what = f"; {charts} charts" if charts else ""
+    if empty:
+        what += f", {empty} of them saying there was no data"
+    return f"report written to {output} ({size / 1e6:.1f} MB{what})\n"
 
 
 # --------------------------------------------------------------------------- state
@@ -79,6 +115,14 @@ def state_text(state: dict[str, Any]) -> str:
     ]
     for sym, p in state["instruments"].items():
         lines.append(f"{sym}: mark {p['mark']}  index {p['index']}  last {p['last_trade']}")
+    m = state.get("market")
+    if m is not None:  # the historical market's account (clearing.market): not a trader
+        mpos = m["positions"].items()
+        held = ", ".join(f"{sym} {p['qty']} @ {p['entry_price']}" for sym, p in mpos)
+        lines.append(
+            f"market (#market, no margin): balance {m['balance']}  quote balance "
+            f"{m['quote_balance']}  equity {m['equity']}{'  holds ' + held if held else ''}"
+        )
     lines.append(f"{len(state['accounts'])} accounts")
     header = (
         f"  {'account':<16} {'balance':>16} {'quote balance':>16} {'equity':>16}  positions"
@@ -198,23 +242,58 @@ def _minus(y: str, x: str) -> str:
 # --------------------------------------------------------------------------- cascade
 
 
-def _totals_text(tot: dict[str, Any]) -> list[str]:
+def _move(fmt: Fmt, sym: str, what: str, before: int | None, after: int | None) -> str:
+    if after is None:
+        return f"{what} -"
+    if before is None:
+        return f"{what} {fmt.price(sym, after)} (first print)"
+    if before == after:
+        return f"{what} {fmt.price(sym, after)} (unchanged)"
+    return (
+        f"{what} {fmt.price(sym, before)} -> {fmt.price(sym, after)} "
+        f"({_pct(after - before, before)})"
+    )
+
+
+def _utc_us(ts: int) -> str:
+    dt = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=ts)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def _totals_text(fmt: Fmt, f: CascadeFigures) -> list[str]:
+    out = []
+    for sym, m in sorted(f.prices.items()):
+        out.append(
+            f"  {sym}: {_move(fmt, sym, 'index', m.index_before, m.index_after)}; "
+            f"{_move(fmt, sym, 'mark', m.mark_before, m.mark_after)}"
+        )
+    gens = ", ".join(f"{g}: {n}" for g, n in sorted(f.by_generation.items()))
+    out.append(
+        f"  events {f.events}; liquidations {f.liquidations} ({f.accounts_liquidated} "
+        f"accounts): {f.by_price} by the price, {f.by_liquidation} by other liquidations"
+        + (f" (by generation {gens})" if gens else "")
+    )
     closed = []
-    for step, per in tot["closed"].items():
+    for step, per in f.closed.items():
         if per:
-            closed.append(f"{step} " + ", ".join(f"{q} {sym}" for sym, q in per.items()))
-    return [
-        f"  events {tot['events']}; liquidations {tot['liquidations']} "
-        f"({tot['accounts_liquidated']} accounts)",
-        "  closed: " + ("; ".join(closed) if closed else "nothing"),
-        f"  fund paid {tot['fund_paid']}, took in {tot['fund_took_in']} (equity "
-        f"{tot['fund_equity_before']} -> {tot['fund_equity_after']}); "
-        f"clawed back {tot['clawed_back']}; system debt {tot['system_debt']}",
-    ]
+            closed.append(f"{step} " + ", ".join(fmt.qty_u(sym, q) for sym, q in per.items()))
+    out.append("  closed: " + ("; ".join(closed) if closed else "nothing"))
+    for sym, r in sorted(f.liquidation_fills.items()):
+        out.append(
+            f"  liquidation orders on {sym} filled from {fmt.price(sym, r.first)} to "
+            f"{fmt.price(sym, r.last)} ({_pct(r.last - r.first, r.first)}, {r.count} fills)"
+        )
+    u = fmt.money_u
+    out.append(
+        f"  fund paid {u(f.fund_paid)}, took in {u(f.fund_took_in)} (equity "
+        f"{u(f.fund_equity_before)} -> {u(f.fund_equity_after)}); "
+        f"clawed back {u(f.clawed_back)}; system debt {u(f.system_debt)}"
+    )
+    return out
 
 
 def _line(fmt: Fmt, d: dict[str, Any]) -> str:
-    f = fmt.fields(d)
+    f = fmt.fields(d, units=True)
     return f"#{d['seq']} {d['type']} " + " ".join(f"{k}={v}" for k, v in f.items())
 
 
@@ -226,13 +305,42 @@ def cascade_text(
         out.append("no cascades: the log has no liquidations")
     for c in cs:
         root = idx.root[c.top]
+        f = c.figures
         head = f"cascade from seq {c.top} ({idx.types[c.top]})"
         if root != c.top:
             head += f", under input seq {root}"
+        head += f", at {_utc_us(f.first_ts)}"
+        if f.last_ts != f.first_ts:
+            head += f" to {_utc_us(f.last_ts)}"
         out.append(head)
-        out.extend(_totals_text(c.totals))
+        out.extend(_totals_text(fmt, f))
         out.extend(_walk(c, idx, fmt, depth, width))
         out.append("")
+    if idx.torn is not None:
+        out.append(f"note: {idx.torn}")
+    return out
+
+
+def cascade_table(cs: list[Cascade], idx: Index, fmt: Fmt) -> list[str]:
+    """One line per cascade: where and when, its size by generation, the fund, the mark."""
+    unit = fmt.collateral
+    out = [
+        f"{'from':>9} {'root':>9}  {'time (UTC)':<26} {'events':>8} {'liqs':>6} "
+        f"{'price':>6} {'liq':>6} {'gens':>4} {'fund paid ' + unit:>18} "
+        f"{'fund equity after ' + unit:>24}  mark move"
+    ]
+    for c in cs:
+        f = c.figures
+        marks = "; ".join(
+            _move(fmt, sym, sym, m.mark_before, m.mark_after) for sym, m in sorted(f.prices.items())
+        )
+        out.append(
+            f"{c.top:>9} {idx.root[c.top]:>9}  {_utc_us(f.first_ts)[:-4]:<26} {f.events:>8} "
+            f"{f.liquidations:>6} {f.by_price:>6} {f.by_liquidation:>6} {f.generations:>4} "
+            f"{fmt.money(f.fund_paid):>18} {fmt.money(f.fund_equity_after):>24}  {marks}"
+        )
+    if not cs:
+        out.append("no cascades: the log has no liquidations")
     if idx.torn is not None:
         out.append(f"note: {idx.torn}")
     return out
@@ -270,20 +378,31 @@ def _walk(c: Cascade, idx: Index, fmt: Fmt, depth: int, width: int) -> list[str]
     return out
 
 
-def cascade_json(cs: list[Cascade], idx: Index) -> dict[str, Any]:
-    """A flat JSON shape: each cascade's totals and its events (record fields, in seq order)."""
+def cascade_json(cs: list[Cascade], idx: Index, fmt: Fmt) -> dict[str, Any]:
+    """A flat JSON shape: each cascade's totals and its events (record fields, in seq
+    order), amounts as decimal strings in the units of the text (money in ``collateral``,
+    quantities in contracts of each record's symbol, prices in its quote)."""
     return {
+        "collateral": fmt.collateral,
         "cascades": [
             {
                 "from": c.top,
                 "root": idx.root[c.top],
                 "totals": c.totals,
-                "events": [{k: v for k, v in c.records[s].items() if k != "h"} for s in c.seqs],
+                "events": [fmt.record(c.records[s]) for s in c.seqs],
             }
             for c in cs
         ],
         "torn": None if idx.torn is None else str(idx.torn),
     }
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_summary(table: str, rows: int, output: str, fmt: str, units: str) -> str:
+    what = "events" if table == "events" else f"{table} rows"
+    return f"{rows:,} {what} ({units} units) written to {output} ({fmt})\n"
 
 
 # --------------------------------------------------------------------------- fund
@@ -465,6 +584,9 @@ def story_text(story: Story, title: str = "") -> str:
     if rej:
         top = ", ".join(f"{n:,} {why}" for why, n in story.rejected.most_common(3))
         out.append(f"  rejections: {top}")
+    entries = entry_orders_line(story.entry_orders.totals(), "  ")
+    if entries:
+        out.append(entries.rstrip("\n"))
 
     out += ["", "Market"]
     for sym, r in sorted(story.index.items()):
@@ -473,7 +595,8 @@ def story_text(story: Story, title: str = "") -> str:
             f"  {sym} index {_px(grids, sym, r.first)} -> low {_px(grids, sym, r.low)} "
             f"({drop}, {_clock(r.low_ts, t0)}) -> {_px(grids, sym, r.last)} at the end"
         )
-    out.append(f"  {story.trades:,} trades")
+    own = f" ({story.market_trades:,} of them the historical market's own)"
+    out.append(f"  {story.trades:,} trades{own if story.market_trades else ''}")
 
     out += ["", "Liquidations"]
     out.append(

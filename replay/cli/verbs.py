@@ -13,21 +13,21 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
-import structlog
 
-from clearsim.clearing import Config
+from clearsim.clearing import Config, Exchange
 from clearsim.events.errors import ClearsimError
 from clearsim.events.log import LogReader, TornTail
 from clearsim.events.units import INT64_MAX
 from clearsim.replay import scenarios as scn
-from clearsim.replay.cli import render
-from clearsim.replay.cli.progress import progress
+from clearsim.replay.cli import progress, render
+from clearsim.replay.cli.progress import Meter, meter
+from clearsim.replay.cli.progress import runs as runs_progress
 from clearsim.replay.cli.times import TIME_HELP, parse_time
 from clearsim.replay.diff import diff
 from clearsim.replay.projections.cascade import cascades
@@ -35,7 +35,7 @@ from clearsim.replay.projections.fund import fold_fund
 from clearsim.replay.projections.ledger import fold_ledger, state_view, time_span
 from clearsim.replay.projections.story import Story
 from clearsim.replay.rebuild import rebuild
-from clearsim.replay.runner import read_commands, run
+from clearsim.replay.runner import CommandFile, Progress, RunSummary, read_commands, run
 from clearsim.replay.snapshot import (
     DEFAULT_EVERY,
     check_snapshots,
@@ -44,8 +44,6 @@ from clearsim.replay.snapshot import (
     write_snapshots_detail,
 )
 from clearsim.replay.verify import verify
-
-log = structlog.get_logger("clearsim")
 
 
 class UsageError(ClearsimError):
@@ -116,10 +114,23 @@ def _check_time_in(log_path: str, t: int, led_seq: int, led_ts: int) -> None:
 # --------------------------------------------------------------------------- demo
 
 
+def _quiet_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress display on the terminal"
+    )
+
+
 def _demo_setup(d: argparse.ArgumentParser) -> None:
     d.add_argument("-o", "--output", help="keep the log here (default: a temporary file)")
     d.add_argument("--seed", type=int, help="override the scenario's seed")
     d.add_argument("--force", action="store_true", help="overwrite an existing log")
+    d.add_argument(
+        "--scenario",
+        default="crash",
+        metavar="NAME",
+        help="a bundled scenario: crash (default, 30 minutes) or black-thursday (a day)",
+    )
+    _quiet_flag(d)
 
 
 def _demo(a: argparse.Namespace) -> int:
@@ -127,13 +138,13 @@ def _demo(a: argparse.Namespace) -> int:
     log alone (re-read, checksums verified, no engine), so what is printed is what the log
     proves (``replay/scenarios/crash.toml``)."""
     _check_seed(a.seed)
-    sc = scn.bundled("crash")
+    sc = scn.bundled(a.scenario)
     seed = sc.seed if a.seed is None else a.seed
     with tempfile.TemporaryDirectory(prefix="clearsim-demo-") as tmp:
         path = Path(a.output) if a.output else Path(tmp) / f"{sc.name}.log"
         print(render.demo_banner(sc, seed), flush=True)
         t0 = time.perf_counter()
-        _, summary = run(sc.config, sc.commands(seed), path, seed=seed, force=a.force)
+        summary = _run_scenario(sc, seed, path, a.quiet, force=a.force)
         t1 = time.perf_counter()
         story, _ = read_story(path)
         t2 = time.perf_counter()
@@ -190,6 +201,7 @@ def _run_setup(r: argparse.ArgumentParser) -> None:
         "its events are checked, not written again, and the result is the log an "
         "uninterrupted run writes; without a LOG.partial, a plain run",
     )
+    _quiet_flag(r)
 
 
 _RUN_EPILOG = (
@@ -211,38 +223,68 @@ def _run(a: argparse.Namespace) -> int:
             raise UsageError("run: give a scenario file or --config and --commands, not both")
         sc = scn.load(a.scenario)
         seed = sc.seed if a.seed is None else a.seed
-        _, summary = run(
-            sc.config,
-            sc.commands(seed),
+        summary = _run_scenario(
+            sc,
+            seed,
             a.output,
-            seed=seed,
+            a.quiet,
             force=a.force,
             resume=a.resume,
-            inputs=[a.scenario],
+            inputs=[a.scenario, *sc.input_files()],
         )
     else:
         if a.config is None or a.commands is None:
             raise UsageError("run: expected a scenario file, or both --config and --commands")
         config = Config.from_toml(a.config)
         commands = read_commands(a.commands)  # opened now: a missing file touches no output
-        _, summary = run(
-            config,
-            commands,
-            a.output,
-            seed=a.seed or 0,
-            force=a.force,
-            resume=a.resume,
-            inputs=[a.config, a.commands],
-        )
-    log.info(
-        "run finished",
-        commands=summary.commands,
-        rejected=summary.rejected,
-        events=summary.events,
-        log=a.output,
-    )
+        size = _size(a.commands)
+        with meter("run", "events", size, quiet=a.quiet) as m:
+            _, summary = run(
+                config,
+                commands,
+                a.output,
+                seed=a.seed or 0,
+                force=a.force,
+                resume=a.resume,
+                inputs=[a.config, a.commands],
+                progress=_by_bytes(m, commands),
+            )
     _out(render.run_summary(summary, a.output))
     return 0
+
+
+def _run_scenario(
+    sc: scn.Scenario, seed: int, output: str | Path, quiet: bool, **options: Any
+) -> RunSummary:
+    """Run a scenario into ``output`` with its progress shown (the simulated clock)."""
+    start = sc.start_ts
+    end = sc.end_ts() if progress.enabled(quiet) else None  # may read a small market through
+    total = end - start if end is not None and end > start else None
+
+    def commands(ex: Exchange) -> Iterator[dict[str, Any]]:  # reads the exchange it feeds
+        return sc.commands(seed, ex)
+
+    with meter("run", "events", total, quiet=quiet) as m:
+
+        def tick(s: RunSummary, ts: int) -> None:
+            m.update(s.events, max(0, ts - start), render.sim_clock(ts))
+
+        _, summary = run(sc.config, commands, output, seed=seed, progress=tick, **options)
+    return summary
+
+
+def _by_bytes(m: Meter, commands: CommandFile) -> Progress:
+    def tick(s: RunSummary, ts: int) -> None:
+        m.update(s.events, commands.position, render.sim_clock(ts))
+
+    return tick
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path) or None
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- state, seek
@@ -352,11 +394,18 @@ def _verify_setup(v: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--no-conservation", action="store_true", help="skip the conservation checks (faster)"
     )
+    _quiet_flag(v)
 
 
 def _verify(a: argparse.Namespace) -> int:
     """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
-    res = verify(a.log, conservation=not a.no_conservation)
+    size = None if str(a.log).endswith(".gz") else _size(a.log)  # .gz: bytes read unknown
+    with meter("verify", "events", size, quiet=a.quiet) as m:
+        res = verify(
+            a.log,
+            conservation=not a.no_conservation,
+            progress=lambda events, offset: m.update(events, offset),
+        )
     out, err = render.verify(res)
     ok = res.ok
     if ok and os.path.exists(snap_path(a.log)):
@@ -388,9 +437,25 @@ def _diff(a: argparse.Namespace) -> int:
 
 def _cascade_setup(c: argparse.ArgumentParser) -> None:
     c.add_argument("log")
-    c.add_argument("--from", dest="start", type=int, metavar="SEQ", help="the event to start at")
-    c.add_argument("--top", type=int, default=5, metavar="N", help="without --from: N largest")
-    c.add_argument("--json", action="store_true", help="machine-readable output (every event)")
+    start = c.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from", dest="start", type=int, metavar="SEQ", help="the event to start at"
+    )
+    start.add_argument(
+        "--time",
+        type=_time_arg,
+        metavar="T",
+        help=f"the first cascade at or after time T ({TIME_HELP})",
+    )
+    c.add_argument("--top", type=int, default=5, metavar="N", help="otherwise: the N largest")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument(
+        "--format",
+        choices=("text", "json", "table"),
+        default="text",
+        help="text: totals and the tree (default); json: every event; table: a line each",
+    )
+    out.add_argument("--json", action="store_true", help="the same as --format json")
     c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
     c.add_argument("--width", type=int, default=10, help="text: children shown per event")
 
@@ -399,14 +464,106 @@ def _cascade(a: argparse.Namespace) -> int:
     for name in ("top", "depth", "width"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
-    cs, idx, fmt = cascades(a.log, a.start, a.top)
+    cs, idx, fmt = cascades(a.log, a.start, a.top, time=a.time)
     _warn_torn(idx.torn)  # on stderr: --json output stays JSON
-    if a.json:
-        _json(render.cascade_json(cs, idx))
+    form = "json" if a.json else a.format
+    if form == "json":
+        _json(render.cascade_json(cs, idx, fmt))
+    elif form == "table":
+        _out("\n".join(render.cascade_table(cs, idx, fmt)) + "\n")
     else:
         text = render.cascade_text(cs, idx, fmt, depth=a.depth, width=a.width)
         _out("\n".join(text) + "\n")
     return 0
+
+
+# --------------------------------------------------------------------------- export
+
+#: ``--table`` choices (literal here: the tables module needs pyarrow, imported on use).
+_EXPORT_TABLES = ("events", "fund", "clawback", "adl", "accounts", "cascades")
+
+
+def _export_setup(ex: argparse.ArgumentParser) -> None:
+    ex.add_argument("log")
+    ex.add_argument("-o", "--output", required=True, help="OUT.parquet (or .pq) or OUT.csv")
+    ex.add_argument(
+        "--table",
+        choices=_EXPORT_TABLES,
+        default="events",
+        help="events (one row per event, default) or a projection",
+    )
+    ex.add_argument("--types", metavar="T,...", help="events: only these event types")
+    ex.add_argument(
+        "--units",
+        choices=("human", "raw"),
+        default="human",
+        help="human: exact decimals and UTC times (default); raw: the log's integers",
+    )
+    ex.add_argument("--at", type=int, metavar="SEQ", help="accounts: after the command at SEQ")
+    ex.add_argument(
+        "--time", type=_time_arg, metavar="T", help=f"accounts: at time T ({TIME_HELP})"
+    )
+    ex.add_argument("--top", type=int, default=10, metavar="N", help="cascades: the N largest")
+    ex.add_argument("--no-verify", action="store_true", help="skip checksums (faster)")
+    ex.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+_EXPORT_EPILOG = (
+    "Amounts are exact decimals (Arrow decimal128) scaled by the log's header: prices by the\n"
+    "instruments' tick sizes, quantities by their lot sizes, money by collateral_decimals;\n"
+    "times are UTC timestamps. --units raw keeps the log's integers (ticks, lots, atoms, µs).\n"
+    "The output is written to OUT.partial and renamed when complete; Parquet files carry\n"
+    "the table, the units and the log's header in their schema metadata."
+)
+
+
+def _export(a: argparse.Namespace) -> int:
+    from clearsim.replay.tables import require
+
+    require("pyarrow", "export")
+    from clearsim.replay.tables.export import export
+
+    _check_seq(a.at)
+    if a.at is not None and a.time is not None:
+        raise UsageError("export: give --at or --time, not both")
+    if a.top < 1:
+        raise UsageError("--top: expected an integer >= 1")
+    types = None
+    if a.types is not None:
+        types = [t.strip() for t in a.types.split(",") if t.strip()]
+        if not types:
+            raise UsageError("--types: expected event type names, comma-separated")
+    if a.table == "accounts":  # refused, never clamped, as for `state`
+        if a.time is not None:
+            span = time_span(a.log)
+            if span is None or not span[0] <= a.time <= span[1]:
+                where = "the log holds no events" if span is None else (
+                    f"outside the log's time range ({span[0]}..{span[1]} µs)"
+                )  # fmt: skip
+                raise UsageError(f"--time {a.time}: {where}")
+        if a.at is not None:
+            _check_at_in(a.at, _last_seq(a.log))
+    s = export(
+        a.log,
+        a.output,
+        table=a.table,
+        types=types,
+        units=a.units,
+        at=a.at,
+        time=a.time,
+        verify=not a.no_verify,
+        force=a.force,
+        top=a.top,
+    )
+    _warn_torn(s.torn)
+    _out(render.export_summary(s.table, s.rows, s.output, s.format, s.units))
+    return 0
+
+
+def _last_seq(path: str) -> int:
+    reader = LogReader(path)
+    reader.verify()
+    return reader.last_seq
 
 
 # --------------------------------------------------------------------------- import
@@ -416,7 +573,10 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
     from clearsim.replay.importers import FORMATS
 
     im.add_argument(
-        "format", choices=sorted(FORMATS), metavar="FORMAT", help="tardis | bars | binance"
+        "format",
+        choices=sorted(FORMATS),
+        metavar="FORMAT",
+        help="tardis | binance | hftbacktest (a raw Binance websocket capture) | bars",
     )
     im.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.gz read as gzip)")
     im.add_argument("-o", "--output", required=True, help="command file to write (JSON Lines)")
@@ -426,12 +586,46 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="at most one index_price per window (60s, 5m, 1h): the window's last",
     )
-    im.add_argument("--skip-bad", action="store_true", help="count and skip bad rows")
+    im.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="count and skip bad rows (and go on after a capture's depth gap, withdrawing "
+        "the book until the next snapshot)",
+    )
     im.add_argument("--force", action="store_true", help="overwrite an existing output")
+    im.add_argument(
+        "--book",
+        metavar="none|top|L",
+        help="the market's liquidity as #market levels: none (default), top (best bid and "
+        "ask), or L (the L best levels per side)",
+    )
+    im.add_argument(
+        "--trades",
+        choices=("prices", "orders", "both"),
+        help="trades as index prices, as #market IOC orders, or both (default: prices "
+        "without --book, orders with it)",
+    )
+    im.add_argument(
+        "--tick-size",
+        metavar="X",
+        help="round prices off this tick onto it (buy levels down, sell levels up)",
+    )
+    im.add_argument("--lot-size", metavar="X", help="round quantities down to this lot")
+    im.add_argument(
+        "--config", metavar="C.toml", help="take each instrument's tick and lot from a config"
+    )
+    im.add_argument(
+        "--funding", metavar="FILE", help="a funding file (tardis ticker, binance) to merge in"
+    )
+    im.add_argument(
+        "--liquidations",
+        metavar="FILE",
+        help="where liquidation records go (default: OUT with .liquidations.jsonl)",
+    )
     im.add_argument(
         "--price",
         choices=("index", "mark"),
-        help="tardis derivative_ticker: the price column (default index)",
+        help="tardis derivative_ticker, capture markPriceUpdate: the price column (default index)",
     )
     im.add_argument(
         "--path",
@@ -439,23 +633,61 @@ def _import_setup(im: argparse.ArgumentParser) -> None:
         help="bars: the close at the bar's ts (default), or open/high/low/close "
         "at +0/+15/+30/+45 s (high first when the bar closes down)",
     )
+    _quiet_flag(im)
 
 
 def _import(a: argparse.Namespace) -> int:
     from clearsim.replay.importers import import_files, summary_text
 
-    s = import_files(
-        a.format,
-        a.inputs,
-        a.output,
-        symbol=a.symbol,
-        every=a.every,
-        skip_bad=a.skip_bad,
-        force=a.force,
-        price=a.price,
-        path=a.path,
-    )
+    with meter("import", "rows", quiet=a.quiet) as m:
+        s = import_files(
+            a.format,
+            a.inputs,
+            a.output,
+            symbol=a.symbol,
+            every=a.every,
+            skip_bad=a.skip_bad,
+            force=a.force,
+            price=a.price,
+            path=a.path,
+            book=a.book,
+            trades=a.trades,
+            tick_size=a.tick_size,
+            lot_size=a.lot_size,
+            config=a.config,
+            funding=a.funding,
+            liquidations=a.liquidations,
+            progress=lambda rows, n: m.update(rows, note=f"{n:,} commands"),
+        )
     _out(summary_text(s, a.output))
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report_setup(rp: argparse.ArgumentParser) -> None:
+    rp.add_argument("log", metavar="LOG", help="an event log (a sweep's results: .parquet)")
+    rp.add_argument("-o", "--output", required=True, help="the HTML page to write")
+    rp.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+_REPORT_EPILOG = (
+    "The page opens offline: plotly.js and every style are inlined, nothing is fetched.\n"
+    "It is written to OUT.partial beside OUT and renamed into place when complete. A torn\n"
+    "log tail is a warning: the page shows what is before it. Needs plotly (the report\n"
+    "extra: pip install 'clearsim[report]')."
+)
+
+
+def _report(a: argparse.Namespace) -> int:
+    from clearsim.replay.report import ReportOutput, report_page
+
+    out = ReportOutput(a.output, force=a.force, inputs=[a.log])  # refused before the work
+    page = report_page(a.log)
+    _warn_torn(page.torn)
+    size = out.write(page.html)
+    _out(render.report_written(a.output, size, page.charts, page.empty))
     return 0
 
 
@@ -553,7 +785,7 @@ def _sweep(a: argparse.Namespace) -> int:
     order = [c.key for c in cells]
     store = results.Appender(out, existing, order)
     t0 = time.perf_counter()
-    with progress(len(todo), "runs", quiet=a.quiet) as advance:
+    with runs_progress(len(todo), "runs", quiet=a.quiet) as advance:
         try:
             for o in run_cells(todo, backend):
                 store.add(o)
@@ -630,7 +862,7 @@ def _calibrate(a: argparse.Namespace) -> int:
             cached = {r["key"]: r for r in results.rows(existing)}
         store = results.Appender(out, existing, [])
     # A bisection does not know how many runs it will make: the bar counts them.
-    with progress(None, "runs", quiet=a.quiet or a.json) as advance:
+    with runs_progress(None, "runs", quiet=a.quiet or a.json) as advance:
         try:
             result = cal.calibrate(
                 sweep,
@@ -665,7 +897,7 @@ VERBS: dict[str, Verb] = {
         _run_setup,
         _run,
         usage="clearsim run (SCENARIO.toml | --config C.toml --commands X.jsonl) -o LOG "
-        "[--seed N] [--force | --resume]",
+        "[--seed N] [--force | --resume] [--quiet]",
         epilog=_RUN_EPILOG,
     ),
     "state": Verb("rebuild and print the state a log leads to", _state_setup, _state),
@@ -685,12 +917,28 @@ VERBS: dict[str, Verb] = {
         _cascade_setup,
         _cascade,
     ),
+    "report": Verb(
+        "one self-contained HTML page of a log's charts (opens offline)",
+        _report_setup,
+        _report,
+        usage="clearsim report LOG -o report.html [--force]",
+        epilog=_REPORT_EPILOG,
+    ),
+    "export": Verb(
+        "write a log's events (or a projection) to Parquet or CSV, in exact decimal units",
+        _export_setup,
+        _export,
+        usage="clearsim export LOG -o OUT.parquet|OUT.csv [--table T] [--types T,...] "
+        "[--units human|raw] [--at SEQ | --time T] [--no-verify] [--force]",
+        epilog=_EXPORT_EPILOG,
+    ),
     "import": Verb(
-        "turn historical market data (prices, funding) into a command file",
+        "turn historical market data (prices, funding, book, trades) into a command file",
         _import_setup,
         _import,
         usage="clearsim import FORMAT INPUT... -o OUT.jsonl [--symbol S] [--every 60s] "
-        "[--skip-bad] [--force]",
+        "[--book none|top|L] [--trades prices|orders|both] [--tick-size X | --config C.toml] "
+        "[--skip-bad] [--force] [--quiet]",
     ),
     "sweep": Verb(
         "run a scenario over a grid of parameters and seeds into one Parquet table",
@@ -723,10 +971,15 @@ def _time_arg(text: str) -> int:
 
 #: Each verb's examples, shown in its ``--help`` epilog (every verb has at least one).
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "demo": ("clearsim demo", "clearsim demo -o crash.log --seed 7"),
+    "demo": (
+        "clearsim demo",
+        "clearsim demo -o crash.log --seed 7",
+        "clearsim demo --scenario black-thursday",
+    ),
     "story": ("clearsim story crash.log",),
     "run": (
         "clearsim run replay/scenarios/crash.toml -o crash.log",
+        "clearsim run replay/scenarios/black-thursday.toml -o bt.log && clearsim story bt.log",
         "clearsim run --config exchange.toml --commands day.jsonl -o day.log.gz",
         "clearsim run replay/scenarios/crash.toml -o crash.log --resume",
     ),
@@ -740,12 +993,31 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "seek": ("clearsim seek crash.log --at 44208 --json",),
     "verify": ("clearsim verify crash.log", "clearsim verify crash.log --no-conservation"),
     "diff": ("clearsim diff a.log b.log",),
-    "cascade": ("clearsim cascade crash.log", "clearsim cascade crash.log --from 44208"),
+    "cascade": (
+        "clearsim cascade crash.log",
+        "clearsim cascade crash.log --from 44208",
+        "clearsim cascade crash.log --time 2023-11-14T22:30:00Z --format json",
+        "clearsim cascade crash.log --top 20 --format table",
+    ),
+    "export": (
+        "clearsim export crash.log -o events.parquet",
+        "clearsim export crash.log -o fills.csv --types fill,liquidation_fill",
+        "clearsim export crash.log -o accounts.parquet --table accounts --at 44208",
+        "clearsim export crash.log -o fund.parquet --table fund --units raw",
+    ),
+    "report": (
+        "clearsim report crash.log -o report.html",
+        "clearsim report crash.log -o report.html --force",
+    ),
     "import": (
         "clearsim import bars ../shared/data/bitmex/XBTUSD-1m-2020-03-12.json "
         "--symbol XBTUSD -o day.jsonl",
         "clearsim import tardis derivative_ticker.csv trades.csv.gz --every 60s -o day.jsonl",
         "clearsim import binance BTCUSDT-funding-history.csv --symbol BTCUSDT -o funding.jsonl",
+        "clearsim import tardis incremental_book_L2.csv.gz trades.csv.gz --book 10 "
+        "--config exchange.toml --symbol BTC-USD -o day.jsonl",
+        "clearsim import hftbacktest ../shared/data/binance-usdm/ethusdt_20240808.gz "
+        "--book 20 --trades both -o eth.jsonl",
     ),
     "sweep": (
         "clearsim sweep examples/sweeps/crash-fund.sweep.toml -o crash-fund.parquet --workers 2",

@@ -21,16 +21,21 @@ from decimal import Decimal
 from typing import Any
 
 from clearsim.replay.importers._common import (
+    BATCH,
     BadRow,
+    Batch,
     Command,
     ImportFailed,
     Source,
     any_ts,
     decimal_str,
+    index_line,
     index_price,
     iso_to_us,
+    sym_json,
     symbol_from_name,
 )
+from clearsim.replay.importers._options import Options
 
 _S = 1_000_000
 _COLS = ("timestamp", "open", "high", "low", "close")
@@ -43,11 +48,21 @@ def _walk(ts: int, o: str, h: str, lo: str, c: str, path: str) -> list[tuple[int
     return [(ts, o), (ts + 15 * _S, mid[0]), (ts + 30 * _S, mid[1]), (ts + 45 * _S, c)]
 
 
-def read(src: Source, *, symbol: str | None = None, path: str = "close") -> Iterator[Command]:
+def read(src: Source, opts: Options) -> Iterator[Batch]:
     if src.path.endswith((".json", ".json.gz")):
-        yield from _json(src, symbol, path)
+        commands = _json(src, opts.symbol, opts.path)
     else:
-        yield from _csv(src, symbol, path)
+        commands = _csv(src, opts.symbol, opts.path)
+    out_ts: list[int] = []
+    out: list[str] = []
+    for c in commands:
+        out_ts.append(c["ts"])
+        out.append(index_line(c["ts"], sym_json(c["symbol"]), c["price"]))
+        if len(out) >= BATCH:
+            yield out_ts, out
+            out_ts, out = [], []
+    if out:
+        yield out_ts, out
 
 
 def _json(src: Source, symbol: str | None, path: str) -> Iterator[Command]:

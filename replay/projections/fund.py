@@ -41,7 +41,7 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from clearsim.clearing.accounts import CLAWBACK_POOL, FEES, INSURANCE, Position
+from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, Position
 from clearsim.clearing.config import Config, InstrumentSpec
 from clearsim.clearing.margin import value
 from clearsim.events.codec import event_to_dict
@@ -396,6 +396,10 @@ class FundFold:
             for account, charge in d["charges"]:
                 if account == INSURANCE:
                     self._row(d, -charge, "clawback charge", CLAWBACK_POOL)
+        elif t == "system_debt":
+            if d["account"] == INSURANCE:
+                # the fund's own deficit written off to #debt (ledger.to_debt): back to zero
+                self._row(d, d["amount"], "system debt", DEBT)
         elif t == "socialized_loss":
             self._period(d["period"]).losses.append((d["seq"], d["account"], d["amount"]))
         elif t == "deleveraged":

@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import attrs
 
-from clearsim.clearing.accounts import INSURANCE
+from clearsim.clearing.accounts import INSURANCE, MARKET
 from clearsim.events.codec import event_to_dict
 from clearsim.events.types import (
     BackstopTransfer,
@@ -65,6 +65,7 @@ from clearsim.events.types import (
 from clearsim.replay.projections.cash import Move, Record, money_scale
 from clearsim.replay.projections.cash import cash_moves as _raw_cash_moves
 from clearsim.replay.projections.fund import FundBook, FundLow, fund_flows
+from clearsim.replay.projections.orders import EntryOrders
 
 __all__ = [
     "CascadeFold",
@@ -384,11 +385,16 @@ class Story:
         self.events = 0
         self.commands = 0
         self.rejected: Counter[str] = Counter()
+        #: the traders' entry orders (IOC, FOK, market): how they ended (.orders)
+        self.entry_orders = EntryOrders()
         self.first_ts: int | None = None
         self.last_ts = 0
         self.last_seq = 0
         self.index: dict[str, PriceRange] = {}
         self.trades = 0
+        #: of the trades, the historical market's with itself (a ``#market`` IOC against its
+        #: own depth: clearing.market), so a replay's own trading can be told from the day's
+        self.market_trades = 0
         self.triggered = 0
         self.liquidated: set[str] = set()
         self.avoided = 0
@@ -427,6 +433,7 @@ class Story:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
         root = self.cascades.feed(ev)
+        self.entry_orders.feed(ev)
         t = type(ev)
         fund = self.fund
         if t is Input:
@@ -472,7 +479,11 @@ class Story:
         self.rejected[ev.reason] += 1
 
     def _fill(self, ev: Event, c: RootCascade | None) -> None:
+        if not isinstance(ev, Fill):  # dispatch by type name: a bug, not input
+            raise TypeError(f"expected Fill, got {type(ev).__name__}")
         self.trades += 1
+        if ev.taker_account == MARKET and ev.maker_account == MARKET:
+            self.market_trades += 1
 
     def _index_price(self, ev: Event, c: RootCascade | None) -> None:
         if not isinstance(ev, IndexPrice):  # dispatch by type name: a bug, not input

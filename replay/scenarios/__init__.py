@@ -26,8 +26,20 @@ optional unless marked *required*; decimal amounts are strings, as everywhere at
     *required* when ``count > 0``) · ``size_dist`` (``"log_uniform"``, the default: uniform
     in the logarithm, on a 1/4096-octave grid; or ``"uniform"``) ·
     ``long_ppm`` (share of longs, 0..1,000,000, default 500,000) ·
-    ``entry_window_s`` (int >= 1, default 60: entry times are uniform over the first N
-    seconds, and must fall inside the run) ·
+    ``entry_window_s`` (int >= 1, default 60: with ``arrivals = "start"``, entry times are
+    uniform over the first N seconds, and must fall inside the run) ·
+    ``arrivals`` — when the accounts come (each enters at the index of its moment):
+    ``"start"`` (the default: within ``entry_window_s``), or
+    ``{ kind = "poisson", rate_per_min = X }`` (X an integer, a float or a decimal string:
+    one after another at seeded exponential gaps of mean 1/X minutes, in id order, until
+    the window ends or all ``count`` have come), or
+    ``{ kind = "open_interest", target = "Q" }`` (every ``check_s``, default 60, while the
+    population's open interest — the sum of its accounts' position sizes, long plus short,
+    in the instrument's quantity, e.g. contracts — is below ``Q``, up to ``max_per_check``
+    accounts, default 10, enter one after another; it reads the exchange the commands are
+    applied to, as ``clearsim run`` does). Both take a window: ``start`` / ``end`` (µs
+    since the epoch, ISO-8601 UTC or a TOML datetime) or ``start_s`` / ``end_s`` (seconds
+    from ``start_ts``); default the whole run. ``count`` is the pool they come from ·
     ``order`` (``"ioc"``, the default: a limit ``entry_slippage_ppm`` through the index;
     or ``"market"``, which the exchange refuses if sweeping the book would cost more than
     that allowance) · ``entry_slippage_ppm`` (int, default 2,000)
@@ -63,7 +75,21 @@ optional unless marked *required*; decimal amounts are strings, as everywhere at
     Series: ``prices`` (list of decimal strings) or ``bars_file`` (a JSON array of bars,
     BitMEX style, path relative to the scenario file) with ``bars_field`` (default
     ``"close"``), ``bars_from`` (first bar, default 0) and ``bars_count`` (default all).
-    Series prices are rounded to the nearest tick.
+    Series prices are rounded to the nearest tick. Bars need not be evenly spaced: without
+    ``step_s`` each price comes at its own bar's time (with ``step_s``, they are that far
+    apart whatever the bars say).
+
+``[market]`` — an imported day as the market, instead of ``[price]`` (and of ``steps`` and
+    ``step_s``): exactly one of ``commands`` (a command file, JSON Lines in ts order, such
+    as ``clearsim import`` writes; path relative to the scenario file) or ``import`` (an
+    importer run in-process as the run goes: ``{ format, files = [...], symbol, every,
+    path, price }``, the options of ``clearsim import``; ``symbol`` defaults to the
+    scenario's, the files are relative to the scenario file). Both are streamed, never
+    held in memory. Every command passes through untouched (``index_price``, ``funding``,
+    any other type the engine takes), in the file's order; each ``index_price`` of the
+    scenario's symbol is a price step (the makers re-quote after it, the arrivals enter at
+    it). ``start_ts`` defaults to the market's first command's ts (and may not be later);
+    the run ends with the market's last command (arrivals after it are not generated).
 
 ``[[accounts]]`` — other funded accounts (a backstop vault, a whale): ``id`` and
     ``deposit`` (decimal), deposited at ``start_ts``.
@@ -71,41 +97,58 @@ optional unless marked *required*; decimal amounts are strings, as everywhere at
 ``[[events]]`` — commands at a point in the run (policy experiments): ``at_s`` (int >= 0,
     seconds from ``start_ts``, within the run) and ``command`` (a table in the command shape
     of DESIGN §10, without ``ts``). At the same timestamp they run before that step's index
-    price.
+    price (or the market's commands).
 
 Generation is deterministic across machines and ``PYTHONHASHSEED``: each part draws from
 its own ``random.Random`` seeded from ``(seed, stream)``, using integer methods only
 (``randrange``, ``getrandbits``); no float enters a price, size, leverage or time (libm
-functions like ``log``/``exp`` may differ in the last bit between platforms). Command order:
-setup deposits at ``start_ts``; then in time order: scheduled events, each step's
-``index_price`` followed by the makers' re-quotes, and each population entry (a ``deposit``
-then an ``order`` at the same µs; entries at a step's exact µs come after the step).
+functions like ``log``/``exp`` may differ in the last bit between platforms; a Poisson gap
+comes from an integer logarithm, :mod:`.sampling`). Command order: setup deposits at
+``start_ts``; then in time order: scheduled events, each step's ``index_price`` (or the
+market's commands) followed by the makers' re-quotes, and each population entry (a
+``deposit`` then an ``order`` at the same µs). At one µs the order is fixed: scheduled
+events, then the price step or market commands, then entries (:mod:`.generate`).
 """
 
 from clearsim.replay.scenarios.model import (
     DEFAULT_START_TS,
+    Arrivals,
     Jump,
     Level,
+    Market,
+    MarketCommands,
+    MarketImport,
     MarketMakers,
+    OpenInterestArrivals,
+    PoissonArrivals,
     Population,
     PricePath,
     Scenario,
     ScenarioError,
     ScheduledCommand,
+    StartArrivals,
 )
-from clearsim.replay.scenarios.parse import bundled, from_dict, load
+from clearsim.replay.scenarios.parse import bundled, bundled_path, from_dict, load
 
 __all__ = [
     "DEFAULT_START_TS",
+    "Arrivals",
     "Jump",
     "Level",
+    "Market",
+    "MarketCommands",
+    "MarketImport",
     "MarketMakers",
+    "OpenInterestArrivals",
+    "PoissonArrivals",
     "Population",
     "PricePath",
     "Scenario",
     "ScenarioError",
     "ScheduledCommand",
+    "StartArrivals",
     "bundled",
+    "bundled_path",
     "from_dict",
     "load",
 ]

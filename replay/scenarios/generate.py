@@ -1,20 +1,42 @@
-"""Generating a scenario's commands: the price path, the makers' quotes, the population's
-entries, each from its own seeded integer stream (see :mod:`replay.scenarios` for the
-rules: no float enters a price, size, leverage or time)."""
+"""Generating a scenario's commands: the price path (or an imported market), the makers'
+quotes, the population's arrivals and the scheduled events, merged into one stream.
+
+Each part is a stream of ``(ts, rank, n, payload)`` in its own ts order; :func:`commands`
+merges them (``heapq.merge``: one item of each stream held at a time, so an imported day is
+never in memory) and expands each item into commands as it is taken. At one µs the rank
+decides: scheduled events, then the price step (or the market's commands, in the market's
+order, each of its ``index_price`` of the scenario's symbol followed by the makers'
+re-quotes), then arrivals; ``n`` keeps each stream's own order. An arrival is expanded when
+it is taken, so it enters at the index of its moment: the last price step at or before its
+ts. Arrivals before the first index price wait for it; arrivals after a market's last
+command are dropped.
+
+See :mod:`replay.scenarios` for the rules (no float enters a price, size, leverage or time);
+the draws are :mod:`.sampling`'s, the arrivals :mod:`.arrivals`'.
+"""
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Iterator
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from clearsim.clearing.config import InstrumentSpec, fmt_atoms
+from clearsim.clearing.config import fmt_atoms
 from clearsim.clearing.margin import notional, value
 from clearsim.events.units import PPM, US_PER_S
-from clearsim.orderbook.grid import Grid
+from clearsim.orderbook.grid import Grid, GridError
+from clearsim.replay.scenarios import arrivals
+from clearsim.replay.scenarios.arrivals import Entry
+from clearsim.replay.scenarios.sampling import (
+    _pow2_fractions,  # noqa: F401 - re-exported for the tests' exact-table check
+    account_ids,
+    noise_ppm,
+    rng,
+)
 
 if TYPE_CHECKING:
+    from clearsim.clearing import Exchange
     from clearsim.replay.scenarios.model import Scenario
 
 __all__ = ["account_ids", "commands", "prices"]
@@ -22,21 +44,30 @@ __all__ = ["account_ids", "commands", "prices"]
 #: Price state of the random walk is kept in millionths of a tick, so a 1 ppm move on a
 #: price of a few thousand ticks is not lost to rounding step after step.
 _SUB: Final = 1_000_000
-#: Stream numbers for the seeded generators; a new stream never shifts the others' draws.
-_POPULATION, _PRICE = 1, 2
+#: The price path's seeded stream (the population's and the arrivals' are in .arrivals).
+_PRICE: Final = 2
+#: Ranks of the merged streams at one µs.
+_EVENT, _STEP, _ARRIVAL, _END = 0, 1, 2, 3
+
+Item = tuple[int, int, int, Any]  # (ts, rank, n, payload)
+Command = dict[str, Any]
 
 
 def prices(sc: Scenario, seed: int | None = None) -> list[int]:
-    """The index (ticks) at each step."""
+    """The index (ticks) at each step (with a ``market``: each of its ``index_price``
+    commands of the scenario's symbol that is on the tick grid)."""
     p = sc.price
+    if sc.market is not None:
+        grid = _grid(sc)
+        return [px for _, px in _market_prices(sc, grid)]
     if p.kind == "series":
         return list(p.series[: sc.steps])
-    rng = _rng(sc.seed if seed is None else seed, _PRICE)
+    r = rng(sc.seed if seed is None else seed, _PRICE)
     walk = p.start * _SUB
     out: list[int] = []
     for k in range(sc.steps):
         if k:
-            move = p.drift_ppm + _noise_ppm(rng, p.vol_ppm)
+            move = p.drift_ppm + noise_ppm(r, p.vol_ppm)
             walk = max(_SUB, walk * (PPM + move) // PPM)
         t = k * sc.step_s
         level = walk
@@ -47,65 +78,164 @@ def prices(sc: Scenario, seed: int | None = None) -> list[int]:
     return out
 
 
-def commands(sc: Scenario, seed: int | None = None) -> Iterator[dict[str, Any]]:
-    """Every command of the run, in ``ts`` order (non-decreasing)."""
+def commands(
+    sc: Scenario, seed: int | None = None, exchange: Exchange | None = None
+) -> Iterator[Command]:
+    """Every command of the run, in ``ts`` order (non-decreasing); ``exchange``: the one the
+    commands are applied to as they are generated (read by ``open_interest`` arrivals)."""
     seed = sc.seed if seed is None else seed
+    grid = _grid(sc)
+    makers = _Makers(sc, grid)
+    for acct, amount in [(m, sc.makers.deposit) for m in makers.ids] + list(sc.accounts):
+        yield {"type": "deposit", "ts": sc.start_ts, "account": acct, "amount": makers.fmt(amount)}
+
+    if sc.market is None:
+        path = prices(sc, seed)
+        offsets = sc.price.offsets_us
+        if offsets:
+            step_items: Iterator[Item] = (
+                (sc.start_ts + offsets[k], _STEP, k, px) for k, px in enumerate(path)
+            )
+            ref: Callable[[int, int, int], int] = _Window(sc.makers.thin_window_s).ref
+        else:
+            step_us = sc.step_s * US_PER_S
+            step_items = ((sc.start_ts + k * step_us, _STEP, k, px) for k, px in enumerate(path))
+            thin_w = max(1, sc.makers.thin_window_s // sc.step_s)
+
+            def ref(k: int, ts: int, px: int) -> int:  # even steps: the level thin_w ago
+                return path[max(0, k - thin_w)]
+    else:
+        step_items = _market_items(sc)
+        ref = _Window(sc.makers.thin_window_s).ref
+
+    people = _Arrivals(sc, seed, grid, exchange)
+    scheduled = sorted(
+        (sc.start_ts + e.at_s * US_PER_S, _EVENT, i, e.command) for i, e in enumerate(sc.events)
+    )
+    sym = sc.symbol
+    index: int | None = None
+    held: list[Entry] = []  # arrivals before the first index price
+    done = 0  # scheduled events yielded
+    for ts, rank, n, item in heapq.merge(scheduled, step_items, people.items()):
+        if rank == _EVENT:
+            done += 1
+            yield {**item, "ts": ts}
+        elif rank == _STEP:
+            if sc.market is None:
+                px: int = item
+                yield {"type": "index_price", "ts": ts, "symbol": sym, "price": grid.fmt_price(px)}
+            else:
+                yield item
+                got = _symbol_price(item, sym, grid)
+                if got is None:
+                    continue
+                px = got
+            index = px
+            yield from makers.step(ts, px, ref(n, ts, px))
+            for e in held:
+                yield from people.arrive(ts, e, px)
+            held.clear()
+        elif rank == _ARRIVAL:
+            if index is None:
+                if item is not None:
+                    held.append(item)
+                continue
+            yield from people.arrive(ts, item, index)
+        else:
+            break  # the market's end: later arrivals (maybe endless checks) are not run
+    for ts, _, _, cmd in scheduled[done:]:
+        yield {**cmd, "ts": ts}
+
+
+def _grid(sc: Scenario) -> Grid:
     spec = sc.config.instrument(sc.symbol)
     if spec is None:  # pragma: no cover - checked when the scenario was built
         from clearsim.replay.scenarios.model import ScenarioError  # model imports us
 
         raise ScenarioError(f"unknown symbol {sc.symbol}")
-    grid = Grid(spec.tick_size, spec.lot_size)
-    scale = 10**sc.config.collateral_decimals
-    sym = sc.symbol
-    t0 = sc.start_ts
-    step_us = sc.step_s * US_PER_S
-    mm = sc.makers
-    makers = sc.maker_ids()
+    return Grid(spec.tick_size, spec.lot_size)
 
-    setup = [(m, mm.deposit) for m in makers] + list(sc.accounts)
-    for acct, amount in setup:
-        yield {"type": "deposit", "ts": t0, "account": acct, "amount": fmt_atoms(amount, scale)}
 
-    entries = _entries(sc, seed)
-    scheduled = sorted(
-        ((t0 + e.at_s * US_PER_S, i, e.command) for i, e in enumerate(sc.events)),
-        key=lambda x: (x[0], x[1]),
-    )
-    path = prices(sc, seed)
-    taker_ppm = max(0, spec.taker_fee_ppm)
-    ei = si = 0
-    quote_no = 0
-    last_quote_ts = -1
-    last_quote_px = 0
-    thin_w = max(1, mm.thin_window_s // sc.step_s)
-    px = path[0]
+def _symbol_price(cmd: object, symbol: str, grid: Grid) -> int | None:
+    """The ticks of an ``index_price`` of ``symbol`` on the grid (the engine refuses one off
+    it, so the makers do not quote around it either), else None."""
+    if not isinstance(cmd, dict) or cmd.get("type") != "index_price":
+        return None
+    price = cmd.get("price")
+    if cmd.get("symbol") != symbol or not isinstance(price, str):
+        return None
+    try:
+        return grid.price(price)
+    except GridError:
+        return None
 
-    for k, px in enumerate(path):
-        ts = t0 + k * step_us
-        # Everything strictly before this step (scheduled events also at it), in order.
-        while True:
-            e_ts = entries[ei][0] if ei < len(entries) else None
-            s_ts = scheduled[si][0] if si < len(scheduled) else None
-            if s_ts is not None and s_ts <= ts and (e_ts is None or s_ts <= e_ts):
-                yield {**scheduled[si][2], "ts": s_ts}
-                si += 1
-            elif e_ts is not None and e_ts < ts:
-                yield from _entry(sc, entries[ei], path[k - 1], grid, spec, scale, taker_ppm)
-                ei += 1
-            else:
-                break
-        yield {"type": "index_price", "ts": ts, "symbol": sym, "price": grid.fmt_price(px)}
-        if not makers:
-            continue
-        moved = abs(px - last_quote_px) * PPM > mm.requote_move_ppm * last_quote_px
-        if last_quote_ts >= 0 and ts - last_quote_ts < mm.refresh_s * US_PER_S and not moved:
-            continue
-        ref = path[max(0, k - thin_w)]
+
+def _market_items(sc: Scenario) -> Iterator[Item]:
+    from clearsim.replay.scenarios.market import stream  # market imports the model
+
+    if sc.market is None:
+        return
+    n, last = 0, sc.start_ts
+    for cmd in stream(sc.market):
+        last = cmd["ts"]
+        yield (last, _STEP, n, cmd)
+        n += 1
+    yield (last, _END, n, None)
+
+
+def _market_prices(sc: Scenario, grid: Grid) -> Iterator[tuple[int, int]]:
+    for ts, rank, _, cmd in _market_items(sc):
+        px = _symbol_price(cmd, sc.symbol, grid) if rank == _STEP else None
+        if px is not None:
+            yield ts, px
+
+
+class _Window:
+    """The index ``window_s`` ago, for steps at any spacing: the price of the last step at
+    or before ``ts - window`` (the oldest step while there is none that old)."""
+
+    def __init__(self, window_s: int) -> None:
+        self.window = window_s * US_PER_S
+        self.steps: deque[tuple[int, int]] = deque()
+
+    def ref(self, k: int, ts: int, px: int) -> int:
+        s = self.steps
+        s.append((ts, px))
+        while len(s) > 1 and s[1][0] <= ts - self.window:
+            s.popleft()
+        return s[0][1]
+
+
+class _Makers:
+    """The market makers' ladders: a re-quote (cancel_all, then every level on both sides)
+    every ``refresh_s``, or when the index moved more than ``requote_move_ppm``; thinned
+    while the index moved ``thin_move_ppm`` against its level ``thin_window_s`` ago."""
+
+    def __init__(self, sc: Scenario, grid: Grid) -> None:
+        self.mm = sc.makers
+        self.ids = sc.maker_ids()
+        self.grid = grid
+        self.symbol = sc.symbol
+        self.scale = 10**sc.config.collateral_decimals
+        self.quote_no = 0
+        self.last_ts = -1
+        self.last_px = 0
+
+    def fmt(self, atoms: int) -> str:
+        return fmt_atoms(atoms, self.scale)
+
+    def step(self, ts: int, px: int, ref: int) -> Iterator[Command]:
+        mm = self.mm
+        if not self.ids:
+            return
+        moved = abs(px - self.last_px) * PPM > mm.requote_move_ppm * self.last_px
+        if self.last_ts >= 0 and ts - self.last_ts < mm.refresh_s * US_PER_S and not moved:
+            return
         thin = mm.thin_move_ppm > 0 and abs(px - ref) * PPM >= mm.thin_move_ppm * ref
-        quote_no += 1
-        for m in makers:
-            if last_quote_ts >= 0:
+        self.quote_no += 1
+        grid = self.grid
+        for m in self.ids:
+            if self.last_ts >= 0:
                 yield {"type": "cancel_all", "ts": ts, "account": m}
             for lv_no, lv in enumerate(mm.depth):
                 qty = lv.qty * mm.thin_factor_ppm // PPM if thin else lv.qty
@@ -121,167 +251,133 @@ def commands(sc: Scenario, seed: int | None = None) -> Iterator[dict[str, Any]]:
                         "type": "order",
                         "ts": ts,
                         "account": m,
-                        "id": f"{side[0]}{lv_no}-{quote_no}",
-                        "symbol": sym,
+                        "id": f"{side[0]}{lv_no}-{self.quote_no}",
+                        "symbol": self.symbol,
                         "side": side,
                         "qty": grid.fmt_qty(qty),
                         "price": grid.fmt_price(price),
                         "tif": "gtc",
                     }
-        last_quote_ts, last_quote_px = ts, px
-
-    # Entries and events are validated to fall inside the run; nothing is left over
-    # except entries at the last step's exact µs, which come after it.
-    while ei < len(entries):
-        yield from _entry(sc, entries[ei], px, grid, spec, scale, taker_ppm)
-        ei += 1
-    while si < len(scheduled):  # pragma: no cover - validated away
-        yield {**scheduled[si][2], "ts": scheduled[si][0]}
-        si += 1
+        self.last_ts, self.last_px = ts, px
 
 
-def _entries(sc: Scenario, seed: int) -> list[tuple[int, int, str, bool, int, int]]:
-    """(ts, n, account, long, leverage, notional atoms) per account, in ts order.
+class _Arrivals:
+    """The population's arrival stream and, as each is taken, its entry commands."""
 
-    Every account's draws are made in index order from the population stream, so the
-    n-th account is the same whatever the window or the price path.
-    """
-    pop = sc.population
-    rng = _rng(seed, _POPULATION)
-    window_us = pop.entry_window_s * US_PER_S
-    lo, hi = pop.leverage_min, pop.leverage_max
-    sizes = _SizeSampler(pop.size_min, pop.size_max, pop.size_dist)
-    out = []
-    for n, acct in enumerate(sc.population_ids()):
-        is_long = rng.randrange(PPM) < pop.long_ppm
-        lev = rng.randrange(lo, hi + 1)
-        if pop.leverage_dist == "skewed":
-            lev = min(lev, rng.randrange(lo, hi + 1))
-        size = sizes.draw(rng)
-        ts = sc.start_ts + 1 + rng.randrange(window_us)
-        out.append((ts, n, acct, is_long, lev, size))
-    out.sort(key=lambda e: (e[0], e[1]))
-    return out
+    def __init__(self, sc: Scenario, seed: int, grid: Grid, exchange: Exchange | None) -> None:
+        spec = sc.config.instrument(sc.symbol)
+        if spec is None:  # pragma: no cover - checked when the scenario was built
+            raise TypeError(f"unknown symbol {sc.symbol}")
+        self.sc, self.seed, self.grid, self.spec = sc, seed, grid, spec
+        self.exchange = exchange
+        self.scale = 10**sc.config.collateral_decimals
+        self.taker_ppm = max(0, spec.taker_fee_ppm)
+        self.pool: Iterator[Entry] = iter(())
+        #: open_interest: arrived accounts that may still hold a position
+        self.open: list[str] = []
 
+    def items(self) -> Iterator[Item]:
+        from clearsim.replay.scenarios.model import (  # model imports us
+            OpenInterestArrivals,
+            PoissonArrivals,
+        )
 
-def _entry(
-    sc: Scenario,
-    entry: tuple[int, int, str, bool, int, int],
-    index: int,
-    grid: Grid,
-    spec: InstrumentSpec,
-    scale: int,
-    taker_ppm: int,
-) -> Iterator[dict[str, Any]]:
-    ts, _, acct, is_long, lev, size = entry
-    pop = sc.population
-    slip = pop.entry_slippage_ppm
-    # Lots for the wanted notional at the index: linear N = q x p x k, inverse N = q x k / p.
-    per = index * spec.k
-    lots = size * index // spec.k if spec.inverse else size // per
-    lots = max(1, lots)
-    up, down = -((-index * (PPM + slip)) // PPM), max(1, index * (PPM - slip) // PPM)
-    limit = up if is_long else down
-    # Deposit = N / L, plus what the pre-trade check charges on top: the loss against the
-    # mark of filling at the limit (from the limit as rounded to the tick, which may be a
-    # hair beyond the slippage allowance) and the taker fee. So the order passes
-    # "E >= IM" whenever L <= 1 / imr, and the account's leverage is L to within a fee.
-    n_max = max(notional(spec, lots, index), notional(spec, lots, limit))
-    slip_cost = abs(value(spec, lots, index) - value(spec, lots, limit))
-    fee = -((-notional(spec, lots, limit) * taker_ppm) // PPM)
-    deposit = -((-n_max) // lev) + slip_cost + fee + 2  # +2: value and notional round
-    yield {"type": "deposit", "ts": ts, "account": acct, "amount": fmt_atoms(deposit, scale)}
-    order: dict[str, Any] = {
-        "type": "order",
-        "ts": ts,
-        "account": acct,
-        "id": "entry",
-        "symbol": sc.symbol,
-        "side": "buy" if is_long else "sell",
-        "qty": grid.fmt_qty(lots),
-    }
-    if pop.order == "ioc":
-        order["price"] = grid.fmt_price(limit)
-        order["tif"] = "ioc"
-    yield order
+        sc, a = self.sc, self.sc.population.arrivals
+        if not sc.population.count:
+            return iter(())
+        end = sc.end_ts() if sc.market is None else None
+        if isinstance(a, PoissonArrivals):
+            end = a.end_ts if a.end_ts is not None else end
+            return (
+                (e.ts, _ARRIVAL, e.n, e) for e in arrivals.poisson_entries(sc, self.seed, a, end)
+            )
+        if isinstance(a, OpenInterestArrivals):
+            self.pool = arrivals.draws(sc, self.seed)
+            end = a.end_ts if a.end_ts is not None else end
+            return ((t, _ARRIVAL, k, None) for k, t in enumerate(arrivals.check_times(sc, a, end)))
+        return ((e.ts, _ARRIVAL, e.n, e) for e in arrivals.start_entries(sc, self.seed))
 
+    def arrive(self, ts: int, item: Entry | None, index: int) -> Iterator[Command]:
+        if item is not None:
+            yield from self.entry(item if item.ts == ts else item._replace(ts=ts), index)
+            return
+        yield from self.top_up(ts, index)
 
-# ------------------------------------------------------------------ variants
+    def top_up(self, ts: int, index: int) -> Iterator[Command]:
+        """``open_interest``: let accounts in, one at a time, while the population's open
+        interest is below the target (each entry is applied before the next is decided:
+        the runner pulls one command at a time)."""
+        from clearsim.replay.scenarios.model import OpenInterestArrivals, ScenarioError
 
+        a = self.sc.population.arrivals
+        if not isinstance(a, OpenInterestArrivals):  # pragma: no cover - items() made checks
+            raise TypeError(f"expected open_interest arrivals, got {a!r}")
+        ex = self.exchange
+        if ex is None:
+            raise ScenarioError(
+                "population.arrivals: open_interest arrivals read the exchange the commands "
+                "are applied to: pass it to Scenario.commands (clearsim run does)"
+            )
+        oi = self._open_interest(ex)
+        for _ in range(a.max_per_check):
+            if oi >= a.target:
+                return
+            e = next(self.pool, None)
+            if e is None:
+                return
+            yield from self.entry(e._replace(ts=ts), index)
+            q = self._position(ex, e.account)  # applied by now
+            if q:
+                self.open.append(e.account)
+                oi += abs(q)
 
-# --------------------------------------------------------------------------- integer sampling
+    def _position(self, ex: Exchange, account: str) -> int:
+        acct = ex.accounts.get(account)
+        pos = acct.positions.get(self.sc.symbol) if acct is not None else None
+        return pos.qty if pos is not None else 0
 
+    def _open_interest(self, ex: Exchange) -> int:
+        """The sum of the open arrived accounts' position sizes (flat ones are forgotten:
+        an account enters once, so a flat one never trades again)."""
+        sizes = [(a, abs(self._position(ex, a))) for a in self.open]
+        self.open = [a for a, q in sizes if q]
+        return sum(q for _, q in sizes)
 
-def _rng(seed: int, stream: int) -> random.Random:
-    # An int seed is hashed by CPython without PYTHONHASHSEED; streams are disjoint bit fields.
-    return random.Random((seed << 8) | stream)
-
-
-def _noise_ppm(rng: random.Random, vol_ppm: int) -> int:
-    """A zero-mean move with standard deviation ~``vol_ppm``: Irwin-Hall, 12 x 20 bits."""
-    if not vol_ppm:
-        return 0
-    s = sum(rng.getrandbits(20) for _ in range(12)) - 6 * (1 << 20)
-    mag = (abs(s) * vol_ppm) >> 20  # symmetric rounding: no drift from flooring negatives
-    return mag if s >= 0 else -mag
-
-
-_FRAC_BITS: Final = 12
-_FIXED: Final = 62
-
-
-def _pow2_fractions() -> tuple[int, ...]:
-    """``2^(i/4096)`` for i in [0, 4096), fixed point with 62 bits, from integer square roots
-    only (so the table is the same on every machine)."""
-    roots = []
-    r = 2 << _FIXED
-    for _ in range(_FRAC_BITS):
-        r = math.isqrt(r << _FIXED)  # sqrt of the previous root: 2^(1/2), 2^(1/4), ...
-        roots.append(r)
-    table = []
-    for i in range(1 << _FRAC_BITS):
-        v = 1 << _FIXED
-        for j in range(_FRAC_BITS):
-            if (i >> (_FRAC_BITS - 1 - j)) & 1:
-                v = (v * roots[j]) >> _FIXED
-        table.append(v)
-    return tuple(table)
-
-
-_POW2: tuple[int, ...] | None = None
-
-
-class _SizeSampler:
-    """Notional sizes in atoms: uniform, or uniform in log2 on a 1/4096-octave grid."""
-
-    def __init__(self, lo: int, hi: int, dist: str) -> None:
-        global _POW2
-        self.lo, self.hi, self.log = lo, hi, dist == "log_uniform"
-        self.span = 0
-        if self.log and hi > lo:
-            if _POW2 is None:
-                _POW2 = _pow2_fractions()
-            self.table = _POW2
-            # The number of grid steps from lo to hi (the first step that reaches hi).
-            octaves = (hi // lo).bit_length() - 1
-            u = octaves << _FRAC_BITS
-            while self._at(u) < hi:
-                u += 1
-            while u > 0 and self._at(u - 1) >= hi:
-                u -= 1
-            self.span = u
-
-    def _at(self, u: int) -> int:
-        return ((self.lo * self.table[u & ((1 << _FRAC_BITS) - 1)]) >> _FIXED) << (u >> _FRAC_BITS)
-
-    def draw(self, rng: random.Random) -> int:
-        if self.hi <= self.lo:
-            return self.lo
-        if not self.log:
-            return rng.randrange(self.lo, self.hi + 1)
-        return min(self.hi, max(self.lo, self._at(rng.randrange(self.span + 1))))
-
-
-def account_ids(prefix: str, count: int) -> list[str]:
-    width = len(str(max(count, 1)))
-    return [f"{prefix}{n:0{width}d}" for n in range(1, count + 1)]
+    def entry(self, e: Entry, index: int) -> Iterator[Command]:
+        """The account's deposit and its one order, priced at ``index``."""
+        sc, spec, grid = self.sc, self.spec, self.grid
+        pop = sc.population
+        slip = pop.entry_slippage_ppm
+        # Lots for the wanted notional at the index: linear N = q x p x k, inverse N = q x k / p.
+        per = index * spec.k
+        lots = e.notional * index // spec.k if spec.inverse else e.notional // per
+        lots = max(1, lots)
+        up, down = -((-index * (PPM + slip)) // PPM), max(1, index * (PPM - slip) // PPM)
+        limit = up if e.long else down
+        # Deposit = N / L, plus what the pre-trade check charges on top: the loss against
+        # the mark of filling at the limit (from the limit as rounded to the tick, which may
+        # be a hair beyond the slippage allowance) and the taker fee. So the order passes
+        # "E >= IM" whenever L <= 1 / imr, and the account's leverage is L to within a fee.
+        n_max = max(notional(spec, lots, index), notional(spec, lots, limit))
+        slip_cost = abs(value(spec, lots, index) - value(spec, lots, limit))
+        fee = -((-notional(spec, lots, limit) * self.taker_ppm) // PPM)
+        deposit = -((-n_max) // e.leverage) + slip_cost + fee + 2  # +2: value, notional round
+        yield {
+            "type": "deposit",
+            "ts": e.ts,
+            "account": e.account,
+            "amount": fmt_atoms(deposit, self.scale),
+        }
+        order: dict[str, Any] = {
+            "type": "order",
+            "ts": e.ts,
+            "account": e.account,
+            "id": "entry",
+            "symbol": sc.symbol,
+            "side": "buy" if e.long else "sell",
+            "qty": grid.fmt_qty(lots),
+        }
+        if pop.order == "ioc":
+            order["price"] = grid.fmt_price(limit)
+            order["tif"] = "ioc"
+        yield order

@@ -8,6 +8,7 @@ reads them.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import re
 import tomllib
@@ -24,23 +25,33 @@ from clearsim.orderbook.grid import Grid, GridError
 from clearsim.replay.scenarios.generate import account_ids
 from clearsim.replay.scenarios.model import (
     DEFAULT_START_TS,
+    Arrivals,
     Jump,
     Level,
+    Market,
+    MarketCommands,
+    MarketImport,
     MarketMakers,
+    OpenInterestArrivals,
+    PoissonArrivals,
     Population,
     PricePath,
     Scenario,
     ScenarioError,
     ScheduledCommand,
+    StartArrivals,
 )
 
-__all__ = ["bundled", "from_dict", "load"]
+__all__ = ["bundled", "bundled_path", "from_dict", "load"]
 
 _CONFIG_TABLES: Final = ("exchange", "insurance_fund", "waterfall", "instruments")
-_SCENARIO_TABLES: Final = ("scenario", "population", "market_makers", "price", "accounts", "events")
+_SCENARIO_TABLES: Final = (
+    "scenario", "population", "market_makers", "price", "market", "accounts", "events",
+)  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 _DECIMAL: Final = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _BAR_FIELDS: Final = ("open", "high", "low", "close", "vwap")
+_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 class _Table:
@@ -145,19 +156,28 @@ def load(path: str | Path) -> Scenario:
 
 
 def bundled(name: str = "crash") -> Scenario:
-    """A scenario shipped inside the package (``replay/scenarios/<name>.toml``)."""
+    """A scenario shipped inside the package (``replay/scenarios/<name>.toml``); the files
+    it names (a market's bars) are read from beside it, in the installed package."""
+    return load(bundled_path(name))
+
+
+def bundled_path(name: str = "crash") -> Path:
+    """Where the bundled scenario ``name`` is installed (a file on disk: the package is
+    installed as files, not zipped)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ScenarioError(f"bundled scenario {name!r}: not a scenario name")
     res = resources.files("clearsim.replay.scenarios").joinpath(f"{name}.toml")
-    try:
-        data = tomllib.loads(res.read_text(encoding="utf-8"))
-    except (OSError, FileNotFoundError) as e:
-        raise ScenarioError(f"bundled scenario {name!r}: {e}") from None
-    return from_dict(data, base_dir=None, default_name=name)
+    path = Path(str(res))
+    if not path.is_file():
+        raise ScenarioError(f"bundled scenario {name!r}: no such scenario in the package")
+    return path
 
 
 def from_dict(
     d: object, base_dir: str | Path | None = None, default_name: str = "scenario"
 ) -> Scenario:
-    """Validate the TOML shape of a scenario. ``base_dir`` resolves ``price.bars_file``."""
+    """Validate the TOML shape of a scenario. ``base_dir`` resolves ``price.bars_file`` and
+    the ``[market]``'s files."""
     top = _Table(d, "")
     top.known(*_CONFIG_TABLES, *_SCENARIO_TABLES)
     try:
@@ -178,24 +198,24 @@ def from_dict(
         raise ScenarioError(f"scenario.symbol: {symbol!r} is not one of the [[instruments]]")
     grid = Grid(spec.tick_size, spec.lot_size)
 
-    price, bars_start, bars_step = _price(top.d.get("price", {}), grid, base_dir)
-    start_ts = sc.integer("start_ts", bars_start or DEFAULT_START_TS, 0, MAX_TS)
-    step_s = sc.integer("step_s", bars_step or 1, 1, 10**7)
-    if price.kind == "series":
-        steps = sc.integer("steps", len(price.series), 1, len(price.series))
+    if top.has("market"):
+        market, start_ts = _market_start(top, sc, base_dir, symbol)
+        price, step_s, steps, duration = PricePath("series"), 1, 1, None
     else:
-        steps = sc.integer("steps", None, 1, 10**8)
-    duration = (steps - 1) * step_s
-
-    pop = _population(top.d.get("population", {}), decimals, config, spec.tiers[0].imr_ppm)
-    if pop.count and pop.entry_window_s > duration:
-        raise ScenarioError(
-            f"population.entry_window_s: {pop.entry_window_s} runs past the end of the run "
-            f"({duration} s = (steps - 1) x step_s)"
+        market = None
+        price, start_ts, step_s, steps = _price_steps(top, sc, grid, base_dir)
+        duration = (
+            price.offsets_us[steps - 1] // US_PER_S if price.offsets_us else (steps - 1) * step_s
         )
+
+    pop = _population(
+        top.d.get("population", {}), decimals, config, spec.tiers[0].imr_ppm, grid, start_ts
+    )
+    if duration is not None:
+        _check_arrivals_in_run(pop, start_ts, duration)
     mm = _makers(top.d.get("market_makers", {}), decimals, grid)
     for j, jump in enumerate(price.jumps):
-        if jump.at_s > duration:
+        if duration is not None and jump.at_s > duration:
             raise ScenarioError(f"price.jumps[{j}].at_s: {jump.at_s} is after the run's end")
 
     accounts: list[tuple[str, int]] = []
@@ -217,7 +237,7 @@ def from_dict(
     for i, ev in enumerate(top.items("events")):
         t = _Table(ev, f"events[{i}]")
         t.known("at_s", "command")
-        at = t.integer("at_s", None, 0, duration)
+        at = t.integer("at_s", None, 0, 10**10 if duration is None else duration)
         cmd = t.d.get("command")
         if not isinstance(cmd, dict):
             raise ScenarioError(f"events[{i}].command: expected a table (a command without ts)")
@@ -241,14 +261,57 @@ def from_dict(
         price=price,
         accounts=tuple(accounts),
         events=tuple(events),
+        market=market,
     )
 
 
-def _population(d: object, decimals: int, config: Config, imr0: int) -> Population:
+def _market_start(
+    top: _Table, sc: _Table, base_dir: str | Path | None, symbol: str
+) -> tuple[Market, int]:
+    """The ``[market]`` and the run's start: its first command's ts, or an earlier
+    ``start_ts``. The market replaces ``[price]``, ``steps`` and ``step_s``."""
+    market, start_ts = _market(top.d["market"], base_dir, symbol)
+    if top.has("price"):
+        raise ScenarioError(
+            "price: not used with [market] (the market's index_price commands are the price path)"
+        )
+    for k in ("step_s", "steps"):
+        if sc.has(k):
+            raise ScenarioError(f"scenario.{k}: not used with [market] (its commands are)")
+    if sc.has("start_ts"):
+        given = sc.integer("start_ts", None, 0, MAX_TS)
+        if given > start_ts:
+            raise ScenarioError(
+                f"scenario.start_ts: {given} is after the market's first command ({start_ts})"
+            )
+        start_ts = given
+    return market, start_ts
+
+
+def _price_steps(
+    top: _Table, sc: _Table, grid: Grid, base_dir: str | Path | None
+) -> tuple[PricePath, int, int, int]:
+    """The ``[price]`` path and its clock: (path, start_ts, step_s, steps)."""
+    price, bars_start, bars_step = _price(top.d.get("price", {}), grid, base_dir)
+    start_ts = sc.integer("start_ts", bars_start or DEFAULT_START_TS, 0, MAX_TS)
+    if sc.has("step_s") and price.offsets_us:  # the user's even spacing wins
+        price = PricePath("series", series=price.series)
+    step_s = sc.integer("step_s", bars_step or 1, 1, 10**7)
+    if price.kind == "series":
+        steps = sc.integer("steps", len(price.series), 1, len(price.series))
+    else:
+        steps = sc.integer("steps", None, 1, 10**8)
+    return price, start_ts, step_s, steps
+
+
+def _population(
+    d: object, decimals: int, config: Config, imr0: int, grid: Grid, start_ts: int
+) -> Population:
     t = _Table(d, "population")
     t.known(
         "count", "id_prefix", "leverage_min", "leverage_max", "leverage_dist", "size_min",
         "size_max", "size_dist", "long_ppm", "entry_window_s", "order", "entry_slippage_ppm",
+        "arrivals",
     )  # fmt: skip
     count = t.integer("count", 0, 0, 10**8)
     prefix = t.ident("id_prefix", "u")
@@ -280,7 +343,158 @@ def _population(d: object, decimals: int, config: Config, imr0: int) -> Populati
         entry_window_s=t.integer("entry_window_s", 60, 1, 10**8),
         order=t.choice("order", "ioc", ("ioc", "market")),
         entry_slippage_ppm=t.integer("entry_slippage_ppm", 2_000, 0, PPM - 1),
+        arrivals=_arrivals(t.d.get("arrivals", "start"), grid, start_ts),
     )
+
+
+def _arrivals(v: object, grid: Grid, start_ts: int) -> Arrivals:
+    """``population.arrivals``: ``"start"``, or a table with ``kind`` poisson or
+    open_interest and a window (``start``/``end``: µs, ISO-8601 UTC or a TOML datetime;
+    or ``start_s``/``end_s``: seconds from the run's start)."""
+    if v == "start":
+        return StartArrivals()
+    if isinstance(v, str):
+        raise ScenarioError(
+            f"population.arrivals: expected \"start\" or a table with kind = \"poisson\" or "
+            f"\"open_interest\", got {v!r}"
+        )
+    t = _Table(v, "population.arrivals")
+    kind = t.choice("kind", "", ("poisson", "open_interest"))
+    window = ("start", "end", "start_s", "end_s")
+    begin, end = _moment(t, "start", start_ts), _moment(t, "end", start_ts)
+    if begin is not None and begin < start_ts:
+        raise ScenarioError(f"population.arrivals.start: {begin} is before the run's start")
+    if begin is not None and end is not None and end <= begin:
+        raise ScenarioError("population.arrivals.end: must be after start")
+    if kind == "poisson":
+        t.known("kind", "rate_per_min", *window)
+        num, den = _rate(t.d.get("rate_per_min"), t.key("rate_per_min"))
+        return PoissonArrivals(num, den, begin, end)
+    t.known("kind", "target", "check_s", "max_per_check", *window)
+    target = _on_grid(grid.qty, t.d.get("target"), t.key("target"))  # positive, on the grid
+    return OpenInterestArrivals(
+        target=target,
+        check_s=t.integer("check_s", 60, 1, 10**7),
+        max_per_check=t.integer("max_per_check", 10, 1, 10**6),
+        start_ts=begin,
+        end_ts=end,
+    )
+
+
+def _moment(t: _Table, k: str, start_ts: int) -> int | None:
+    """``k`` (a time) or ``k_s`` (seconds from ``start_ts``) as µs, or None when absent."""
+    rel = f"{k}_s"
+    if t.has(k) and t.has(rel):
+        raise ScenarioError(f"{t.key(k)}: give {k} or {rel}, not both")
+    if t.has(rel):
+        return start_ts + t.integer(rel, None, 0, 10**10) * US_PER_S
+    if not t.has(k):
+        return None
+    v = t.d[k]
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            raise ScenarioError(f"{t.key(k)}: a datetime without a UTC offset: add Z")
+        d = v - _EPOCH
+        return (d.days * 86_400 + d.seconds) * US_PER_S + d.microseconds
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_TS:
+        return v
+    if isinstance(v, str):
+        from clearsim.replay.cli.times import parse_time  # the cli imports the scenarios
+
+        try:
+            return parse_time(v)
+        except ValueError as e:
+            raise ScenarioError(f"{t.key(k)}: {e}") from None
+    raise ScenarioError(f"{t.key(k)}: expected µs since the epoch or an ISO-8601 UTC time")
+
+
+def _rate(v: object, key: str) -> tuple[int, int]:
+    """A positive rate (an integer, a float as written or a decimal string) as a fraction."""
+    if v is None:
+        raise ScenarioError(f"{key}: required")
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise ScenarioError(f"{key}: expected a positive number, got {v!r}")
+    # A TOML float is read back through its shortest repr, so 3.5 is exactly 7/2.
+    text = repr(v) if isinstance(v, float) else str(v)
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise ScenarioError(f"{key}: expected a positive number, got {v!r}") from None
+    if not d.is_finite() or not 0 < d <= 10**9:
+        raise ScenarioError(f"{key}: expected a positive number up to 10^9, got {v!r}")
+    num, den = d.as_integer_ratio()
+    return num, den
+
+
+def _check_arrivals_in_run(pop: Population, start_ts: int, duration: int) -> None:
+    """Arrivals must fall inside a run whose length is known (a [price] path)."""
+    if not pop.count:
+        return
+    a = pop.arrivals
+    end = start_ts + duration * US_PER_S
+    if isinstance(a, StartArrivals):
+        if pop.entry_window_s > duration:
+            raise ScenarioError(
+                f"population.entry_window_s: {pop.entry_window_s} runs past the end of the run "
+                f"({duration} s = (steps - 1) x step_s)"
+            )
+        return
+    for name, ts in (("start", a.start_ts), ("end", a.end_ts)):
+        if ts is not None and ts > end:
+            raise ScenarioError(
+                f"population.arrivals.{name}: {ts} is after the run's end ({end} µs)"
+            )
+
+
+def _market(d: object, base_dir: str | Path | None, symbol: str) -> tuple[Market, int]:
+    """``[market]``: a command file or an importer's input, and its first command's ts."""
+    t = _Table(d, "market")
+    t.known("commands", "import")
+    if t.has("commands") == t.has("import"):
+        raise ScenarioError("market: expected exactly one of commands and import")
+    m: Market
+    if t.has("commands"):
+        m = MarketCommands(_path(t.d["commands"], base_dir, "market.commands"))
+    else:
+        it = _Table(t.d["import"], "market.import")
+        it.known("format", "files", "symbol", "every", "path", "price")
+        from clearsim.replay.importers import FORMATS, parse_every
+        from clearsim.replay.importers._common import ImportFailed
+
+        fmt = it.choice("format", "", tuple(FORMATS))
+        files = it.items("files")
+        if not files:
+            raise ScenarioError("market.import.files: expected a list of at least one file")
+        paths = tuple(_path(f, base_dir, f"market.import.files[{i}]") for i, f in enumerate(files))
+        sym = it.d.get("symbol", symbol)
+        if not isinstance(sym, str) or not sym:
+            raise ScenarioError("market.import.symbol: expected a symbol")
+        every = it.d.get("every")
+        if every is not None:
+            try:
+                parse_every(str(every))
+            except ImportFailed as e:
+                raise ScenarioError(f"market.import.every: {e}") from None
+        takes = FORMATS[fmt][1]
+        options = []
+        for k in ("path", "price"):
+            if it.has(k):
+                if k not in takes:
+                    raise ScenarioError(f"market.import.{k}: does not apply to format {fmt}")
+                options.append((k, str(it.d[k])))
+        m = MarketImport(fmt, paths, sym, None if every is None else str(every), tuple(options))
+    for p in (m.path,) if isinstance(m, MarketCommands) else m.files:
+        if not p.is_file():
+            raise ScenarioError(f"market: {p}: no such file")
+    from clearsim.replay.scenarios.market import first_ts  # market imports the model
+
+    return m, first_ts(m)
+
+
+def _path(v: object, base_dir: str | Path | None, key: str) -> Path:
+    if not isinstance(v, str) or not v:
+        raise ScenarioError(f"{key}: expected a path")
+    return Path(v) if base_dir is None else Path(base_dir) / v
 
 
 def _makers(d: object, decimals: int, grid: Grid) -> MarketMakers:
@@ -389,13 +603,18 @@ def _bars(t: _Table, grid: Grid, base_dir: str | Path | None) -> tuple[PricePath
         if isinstance(v, bool) or not isinstance(v, int | Decimal) or not v > 0:
             raise ScenarioError(f"price.bars_file: bar {i}: no positive {field!r}")
         values.append(Decimal(v))
-        if len(stamps) < 2:
-            stamps.append(_bar_ts(b, i))
-    step = (
-        (stamps[1] - stamps[0]) // US_PER_S if len(stamps) == 2 and stamps[1] > stamps[0] else None
-    )
+        ts = _bar_ts(b, i)
+        if stamps and ts <= stamps[-1]:
+            raise ScenarioError(f"price.bars_file: bar {i}: timestamp not after the bar before")
+        stamps.append(ts)
+    step = (stamps[1] - stamps[0]) // US_PER_S if len(stamps) >= 2 else None
     series = _to_ticks(values, grid, "price.bars_file")
-    return PricePath("series", series=series), stamps[0], step
+    gaps = {b - a for a, b in itertools.pairwise(stamps)}
+    if len(gaps) <= 1 and (not gaps or min(gaps) % US_PER_S == 0):
+        return PricePath("series", series=series), stamps[0], step
+    # Unevenly spaced bars: each price at its own bar's time.
+    offsets = tuple(s - stamps[0] for s in stamps)
+    return PricePath("series", series=series, offsets_us=offsets), stamps[0], max(1, step or 1)
 
 
 def _bar_ts(bar: dict[str, Any], i: int) -> int:
