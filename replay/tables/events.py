@@ -273,7 +273,8 @@ class _LineTables:
         try:
             table = pj.read_json(
                 io.BytesIO(b"\n".join(lines)),
-                read_options=pj.ReadOptions(use_threads=True, block_size=1 << 24),
+                # 1 MiB blocks: a batch's group spans several, parsed on all cores
+                read_options=pj.ReadOptions(use_threads=True, block_size=1 << 20),
                 parse_options=pj.ParseOptions(
                     explicit_schema=schema,
                     # an input's command is taken from the line itself (see _commands)
