@@ -342,6 +342,6 @@ def test_a_command_that_looks_like_a_record_type_is_grouped_right(tmp_path: Path
     reader = LogReader(log)
     cols = EventColumns(Units(CONFIG))
     lines = [ln.rstrip(b"\n") for ln in log.read_bytes().splitlines(keepends=True)[1:]]
-    wrong = {b"deposit": lines[1:3]}  # a deposit and a mark_price in one group
-    got = _regrouped(reader, cols, set(cols.types), wrong, lines[1:3])
+    # a deposit and a mark_price, both typed deposit: one group
+    got = _regrouped(reader, cols, set(cols.types), lines[1:3], [b"deposit", b"deposit"])
     assert got.column("type").to_pylist() == ["deposit", "mark_price"]
