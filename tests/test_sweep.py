@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from test_cli import assert_user_error, clearsim_argv, cli
 
@@ -339,8 +340,17 @@ def test_results_columns_types_and_order(tmp_path: Path, pa: Any) -> None:
     assert t.column_names[:4] == ["key", "day", "seed", "param:insurance_fund.initial"]
     assert t.column_names[-2:] == list(NONDETERMINISTIC)
     assert t.column("key").to_pylist() == [c.key for c in cells]  # the sweep's order
-    assert t.schema.field("fund_min").type == pa.decimal128(38, 18)
-    assert t.column("fund_start").to_pylist() == [Decimal(0), Decimal(1000)]
+    assert t.schema.field("fund_min").type == pa.decimal128(38, 6)  # USDT's 6 decimals
+    assert [str(v) for v in t.column("fund_start").to_pylist()] == ["0.000000", "1000.000000"]
+    # A day of another collateral_decimals: the merged table keeps every amount exact.
+    sats = attrs.evolve(outs[0], key="other", decimals=8, fund_start=123)
+    both = results.merge(t, results.to_table([sats]), [c.key for c in cells])
+    assert both.schema.field("fund_start").type == pa.decimal128(38, 8)
+    assert both.column("fund_start").to_pylist() == [
+        Decimal(0),
+        Decimal(1000),
+        Decimal("0.00000123"),
+    ]
     assert t.column("param:insurance_fund.initial").to_pylist() == ["0", "1000"]
     path = tmp_path / "r.parquet"
     results.write(path, t)
