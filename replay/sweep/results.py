@@ -5,8 +5,8 @@ Columns, in order: ``key`` (the cell's key, :mod:`.spec`), ``day``, ``seed``, on
 a cell does not set it), ``params`` (all of them as canonical JSON), then the outcomes of
 :class:`.cell.Outcome` — money as ``decimal128(38, d)`` in collateral units, ``d`` the
 largest ``collateral_decimals`` of the table's days (exact; ``15000.000000`` for USDT),
-counts as int64 — and last the two wall-clock columns,
-``run_s`` and ``commands_per_s`` (float64): the only columns that differ between two runs of
+counts as int64 — and last the three clock columns, ``run_s`` (wall), ``cpu_s`` (the cell's
+CPU) and ``commands_per_s`` (float64): the only columns that differ between two runs of
 the same cell (:data:`.cell.NONDETERMINISTIC`; :func:`deterministic` drops them).
 
 Rows are kept in the sweep's cell order (rows of cells no longer in the sweep after them,
