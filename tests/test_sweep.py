@@ -558,3 +558,7 @@ def test_sweep_report_has_one_chart_per_outcome_per_day(tmp_path: Path, pa: Any)
     assert "<h2>tiny.toml</h2>" in page and "<h2>tiny2.toml</h2>" in page
     assert "exchange.preset=bitmex" in page  # one line per preset, the fund on the x axis
     assert '"title":{"text":"insurance_fund.initial"}' in page
+    # `clearsim report` hands a .parquet input to this page.
+    r = cli("report", path, "-o", tmp_path / "sweep.html")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "sweep.html").read_text() == page
