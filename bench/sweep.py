@@ -85,7 +85,10 @@ def _pass(
         cpu_text = f"{kids:.1f} (workers)"
     else:
         cpu_text = f"{cpu:.1f}"
-    print(f"{name:<10} wall {wall:7.1f} s  cpu {cpu_text:>16}  load {load0:.1f} -> {load1:.1f}")
+    print(
+        f"{name:<10} wall {wall:7.1f} s  cpu {cpu_text:>16}  in cells {in_cells:6.1f} s  "
+        f"load {load0:.1f} -> {load1:.1f}"
+    )
     total = in_cells if backend.ray else cpu + kids  # Ray's workers are not our children
     return wall, total, results.merge(None, results.to_table(outcomes), order)
 
