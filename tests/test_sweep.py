@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from test_cli import assert_user_error, clearsim_argv, cli
 
@@ -337,10 +338,19 @@ def test_results_columns_types_and_order(tmp_path: Path, pa: Any) -> None:
     outs = [run_cell(c) for c in reversed(cells)]  # completion order: reversed
     t = _table(outs, [c.key for c in cells])
     assert t.column_names[:4] == ["key", "day", "seed", "param:insurance_fund.initial"]
-    assert t.column_names[-2:] == list(NONDETERMINISTIC)
+    assert t.column_names[-3:] == list(NONDETERMINISTIC) == ["run_s", "cpu_s", "commands_per_s"]
     assert t.column("key").to_pylist() == [c.key for c in cells]  # the sweep's order
-    assert t.schema.field("fund_min").type == pa.decimal128(38, 18)
-    assert t.column("fund_start").to_pylist() == [Decimal(0), Decimal(1000)]
+    assert t.schema.field("fund_min").type == pa.decimal128(38, 6)  # USDT's 6 decimals
+    assert [str(v) for v in t.column("fund_start").to_pylist()] == ["0.000000", "1000.000000"]
+    # A day of another collateral_decimals: the merged table keeps every amount exact.
+    sats = attrs.evolve(outs[0], key="other", decimals=8, fund_start=123)
+    both = results.merge(t, results.to_table([sats]), [c.key for c in cells])
+    assert both.schema.field("fund_start").type == pa.decimal128(38, 8)
+    assert both.column("fund_start").to_pylist() == [
+        Decimal(0),
+        Decimal(1000),
+        Decimal("0.00000123"),
+    ]
     assert t.column("param:insurance_fund.initial").to_pylist() == ["0", "1000"]
     path = tmp_path / "r.parquet"
     results.write(path, t)
@@ -548,3 +558,7 @@ def test_sweep_report_has_one_chart_per_outcome_per_day(tmp_path: Path, pa: Any)
     assert "<h2>tiny.toml</h2>" in page and "<h2>tiny2.toml</h2>" in page
     assert "exchange.preset=bitmex" in page  # one line per preset, the fund on the x axis
     assert '"title":{"text":"insurance_fund.initial"}' in page
+    # `clearsim report` hands a .parquet input to this page.
+    r = cli("report", path, "-o", tmp_path / "sweep.html")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "sweep.html").read_text() == page

@@ -764,10 +764,11 @@ def _sweep_setup(s: argparse.ArgumentParser) -> None:
 _SWEEP_EPILOG = (
     "One row per run: the parameters, seed, day, the outcomes (fund start/min/end in equity,\n"
     "fund paid, liquidations and notional by step, ADL, clawback, system debt, the largest\n"
-    "cascade) and the log's final chain hash; run_s and commands_per_s are wall-clock, the\n"
-    "only columns that differ between two runs of a cell. A cell whose key (scenario bytes,\n"
-    "parameters, seed, engine) is already in the output is skipped, so a re-run resumes an\n"
-    "interrupted sweep; rows are kept in the sweep's order whatever the worker count."
+    "cascade) and the log's final chain hash; run_s, cpu_s and commands_per_s are measured by\n"
+    "the clock, the only columns that differ between two runs of a cell. A cell whose key\n"
+    "(scenario bytes, parameters, seed, engine) is already in the output is skipped, so a\n"
+    "re-run resumes an interrupted sweep; rows are kept in the sweep's order whatever the\n"
+    "worker count."
 )
 
 

@@ -11,8 +11,8 @@ takeover or deleveraging at the exact bankruptcy value it moved (the event's ``v
 
 :func:`run_cell` is the one function both backends run (a process-pool worker, a Ray
 task): it takes a picklable :class:`.spec.Cell` and returns a picklable :class:`Outcome`.
-``run_s`` and ``commands_per_s`` are wall-clock figures; every other field is a function of
-the cell alone (:data:`NONDETERMINISTIC`).
+``run_s``, ``cpu_s`` and ``commands_per_s`` are measured by the clock; every other field is a
+function of the cell alone (:data:`NONDETERMINISTIC`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ __all__ = ["NONDETERMINISTIC", "STEPS", "CellError", "Outcome", "run_cell"]
 #: The waterfall steps that close positions, in DESIGN §6's order.
 STEPS: Final = ("book", "backstop", "takeover", "adl")
 #: Outcome fields measured by the wall clock: left out of every determinism check.
-NONDETERMINISTIC: Final = ("run_s", "commands_per_s")
+NONDETERMINISTIC: Final = ("run_s", "cpu_s", "commands_per_s")
 
 
 class CellError(ClearsimError):
@@ -97,8 +97,9 @@ class Outcome:
     largest_cascade_seq: int
     largest_cascade_liquidations: int
     largest_cascade_fund_paid: int
-    run_s: float
-    commands_per_s: float
+    run_s: float  # wall seconds of the run (the engine and the log writer)
+    cpu_s: float  # CPU seconds of the whole cell in its process (build, run, fold)
+    commands_per_s: float  # commands / run_s
     #: the log itself, when the caller asked for it back (``return_log``)
     log: bytes | None = attrs.field(default=None, repr=False, eq=False)
 
@@ -128,6 +129,7 @@ def run_cell(cell: Cell, log_dir: str | None = None, return_log: bool = False) -
     """Run ``cell`` into ``log_dir/<key>.log`` (a temporary directory, removed after, when
     ``log_dir`` is None) and fold its outcome; with ``return_log`` the log's bytes come back
     in :attr:`Outcome.log` (a Ray worker's logs stay on it otherwise)."""
+    cpu0 = time.process_time()
     day = cell.day
     if day.current_digest() != day.digest:
         raise CellError(
@@ -149,8 +151,11 @@ def run_cell(cell: Cell, log_dir: str | None = None, return_log: bool = False) -
         _, summary = run(config, commands, path, seed=cell.seed, force=True)
         run_s = time.perf_counter() - t0
         outcome = _fold(cell, path, summary.rejected, run_s)
-        if return_log:
-            outcome = attrs.evolve(outcome, log=path.read_bytes())
+        outcome = attrs.evolve(
+            outcome,
+            cpu_s=time.process_time() - cpu0,
+            log=path.read_bytes() if return_log else None,
+        )
     return outcome
 
 
@@ -210,5 +215,6 @@ def _fold(cell: Cell, path: Path, rejected: int, run_s: float) -> Outcome:
         largest_cascade_liquidations=0 if big is None else big.triggered,
         largest_cascade_fund_paid=0 if big is None else big.fund_paid,
         run_s=run_s,
+        cpu_s=0.0,  # set by run_cell, which measures the whole cell
         commands_per_s=story.commands / run_s if run_s > 0 else 0.0,
     )

@@ -16,6 +16,7 @@ only here (``pip install 'clearsim[report]'``); ``clearsim report results.parque
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -155,8 +156,9 @@ def _table(rows: Sequence[dict[str, Any]], params: Sequence[str]) -> str:
     return "".join(out)
 
 
-def sweep_report_html(path: Path) -> str:
+def sweep_report_html(path: str | os.PathLike[str]) -> str:
     """The page for the results table at ``path`` (see the module docstring)."""
+    path = Path(path)
     go, offline = _modules()
     table = results.read(path)
     rows = results.rows(table)

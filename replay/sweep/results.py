@@ -3,9 +3,10 @@
 Columns, in order: ``key`` (the cell's key, :mod:`.spec`), ``day``, ``seed``, one
 ``param:<path>`` column per parameter (the value's text, as ``set`` records it; null where
 a cell does not set it), ``params`` (all of them as canonical JSON), then the outcomes of
-:class:`.cell.Outcome` — money as ``decimal128(38, 18)`` in collateral units (exact for any
-``collateral_decimals`` up to 18), counts as int64 — and last the two wall-clock columns,
-``run_s`` and ``commands_per_s`` (float64): the only columns that differ between two runs of
+:class:`.cell.Outcome` — money as ``decimal128(38, d)`` in collateral units, ``d`` the
+largest ``collateral_decimals`` of the table's days (exact; ``15000.000000`` for USDT),
+counts as int64 — and last the three clock columns, ``run_s`` (wall), ``cpu_s`` (the cell's
+CPU) and ``commands_per_s`` (float64): the only columns that differ between two runs of
 the same cell (:data:`.cell.NONDETERMINISTIC`; :func:`deterministic` drops them).
 
 Rows are kept in the sweep's cell order (rows of cells no longer in the sweep after them,
@@ -85,9 +86,9 @@ def _pa() -> Any:
     return pyarrow
 
 
-def _type(pa: Any, name: str) -> Any:
+def _type(pa: Any, name: str, scale: int) -> Any:
     if name in MONEY_COLUMNS:
-        return pa.decimal128(38, 18)
+        return pa.decimal128(38, scale)
     if name in _STRINGS:
         return pa.string()
     if name in _BOOLS:
@@ -122,8 +123,9 @@ def to_table(outcomes: Sequence[Outcome]) -> pa.Table:
     pa = _pa()
     rs = [outcome_row(o) for o in outcomes]
     names = _columns(k for r in rs for k in r)
+    scale = max((o.decimals for o in outcomes), default=0)
     fields = [pa.field(n, pa.string() if n in ("key", "day") or n.startswith(PARAM_PREFIX)
-                       else _type(pa, n)) for n in names]  # fmt: skip
+                       else _type(pa, n, scale)) for n in names]  # fmt: skip
     schema = pa.schema(fields, metadata={_META_KEY: _META_VERSION})
     return pa.Table.from_pylist(rs, schema=schema)
 
@@ -162,7 +164,23 @@ def merge(old: pa.Table | None, new: pa.Table | None, order: Sequence[str]) -> p
         if empty is None:
             raise ValueError("merge: nothing to merge")
         return empty
-    table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+    if len(parts) > 1:
+        # Money at the finest scale of the parts (a day of another collateral_decimals):
+        # widening a decimal's scale is exact.
+        scale = max(t.schema.field(c).type.scale for t in parts for c in _money(t))
+        money = pa.decimal128(38, scale)
+        parts = [
+            t.cast(
+                pa.schema(
+                    [pa.field(f.name, money) if f.name in MONEY_COLUMNS else f for f in t.schema],
+                    metadata=t.schema.metadata,
+                )
+            )
+            for t in parts
+        ]
+        table = pa.concat_tables(parts, promote_options="default")
+    else:
+        table = parts[0]
     ks = table.column("key").to_pylist()
     last = {k: i for i, k in enumerate(ks)}  # a re-run row replaces the old one
     rank = {k: i for i, k in enumerate(order)}
@@ -170,6 +188,10 @@ def merge(old: pa.Table | None, new: pa.Table | None, order: Sequence[str]) -> p
     table = table.take(pa.array([last[k] for k in chosen], pa.int64()))
     table = table.select(_columns(table.column_names))
     return table.replace_schema_metadata({_META_KEY: _META_VERSION})
+
+
+def _money(table: pa.Table) -> list[str]:
+    return [c for c in MONEY_COLUMNS if c in table.column_names]
 
 
 def deterministic(table: pa.Table) -> pa.Table:
