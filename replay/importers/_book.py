@@ -142,8 +142,9 @@ class Book:
         """One source level: its new absolute quantity (``0`` removes it). ``price`` and
         ``qty`` are validated plain decimals, the price above zero."""
         side = self.bids if buy else self.asks
-        if self.grid is not None:
-            self._update_grid(side, price, qty)
+        grid = self.grid
+        if grid is not None:
+            self._update_grid(grid, side, price, qty)
             return
         k = side.keyof.get(price)
         if k is None:
@@ -154,9 +155,10 @@ class Book:
         """:meth:`update` for each (price, qty), the plain case inlined (a depth message
         brings hundreds)."""
         side = self.bids if buy else self.asks
-        if self.grid is not None:
+        grid = self.grid
+        if grid is not None:
             for p, q in zip(prices, qtys, strict=True):
-                self._update_grid(side, p, q)
+                self._update_grid(grid, side, p, q)
             return
         disp, keys, changed, keyof, cut = side.disp, side.keys, side.changed, side.keyof, side.cut
         for p, q in zip(prices, qtys, strict=True):
@@ -175,9 +177,7 @@ class Book:
             if cut is None or k <= cut:  # see _Side.show
                 changed[k] = None
 
-    def _update_grid(self, side: _Side, price: str, qty: str) -> None:
-        grid = self.grid
-        assert grid is not None
+    def _update_grid(self, grid: Grid, side: _Side, price: str, qty: str) -> None:
         d = Decimal(price)
         sk = d if side.sign > 0 else -d
         q = Decimal(qty)
@@ -288,13 +288,12 @@ class Book:
             have = shown.get(k)
             if want == have:
                 continue
-            if want is None:
-                assert have is not None
-                del shown[k]
-                removals.append(level_line(ts, symj, name, have[0], "0"))
-            else:
+            if want is not None:
                 shown[k] = want
                 sets.append(level_line(ts, symj, name, want[0], want[1]))
+            elif have is not None:  # always, as want != have: shown, no longer wanted
+                del shown[k]
+                removals.append(level_line(ts, symj, name, have[0], "0"))
         cand.clear()
 
     def shown_levels(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

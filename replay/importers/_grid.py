@@ -36,7 +36,8 @@ def _step(text: str, what: str) -> Decimal:
 
 def _decimals(d: Decimal) -> int:
     exp = d.normalize().as_tuple().exponent
-    assert isinstance(exp, int)
+    if not isinstance(exp, int):  # "n", "N" or "F": _step lets only finite decimals through
+        raise ImportFailed(f"{d}: not a finite decimal")
     return max(0, -exp)
 
 

@@ -82,7 +82,8 @@ def check_types(types: Sequence[str] | None) -> tuple[str, ...]:
     for t in types:
         if t not in EVENT_TYPES:
             raise TableError(f"unknown event type {t!r} (one of: {', '.join(_TYPE_NAMES)})")
-    return tuple(t for t in _TYPE_NAMES if t in set(types))
+    wanted = dict.fromkeys(types)  # membership only; the order is the declaration order
+    return tuple(t for t in _TYPE_NAMES if t in wanted)
 
 
 def _chunked(units: Units, kind: Kind, col: pa.ChunkedArray) -> pa.Array:
