@@ -30,29 +30,12 @@ import gc
 import resource
 import time
 import tracemalloc
-from typing import Any
+
+# The instrument, clock and config of bench/exchange.py (this folder is on sys.path when
+# the script runs), so the figures are comparable.
+from exchange import CONFIG, SYMBOL, T0
 
 from clearsim.clearing import Config, Exchange
-
-SYMBOL = "BTC-USD"
-T0 = 1_700_000_000_000_000
-CONFIG: dict[str, Any] = {
-    "exchange": {"collateral": "USDT", "collateral_decimals": 6, "mark": "oracle"},
-    "insurance_fund": {"initial": "0"},
-    "instruments": [
-        {
-            "symbol": SYMBOL,
-            "tick_size": "0.1",
-            "lot_size": "0.001",
-            "maker_fee_ppm": 100,
-            "taker_fee_ppm": 400,
-            "tiers": [
-                {"max_notional": "50000", "imr_ppm": 100000, "mmr_ppm": 4000},
-                {"max_notional": "250000", "imr_ppm": 200000, "mmr_ppm": 5000},
-            ],
-        }
-    ],
-}
 
 
 def rss_bytes() -> int:

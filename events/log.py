@@ -452,12 +452,7 @@ class LogReader:
             for block in _blocks(fh):
                 if first:
                     first = False
-                    cut = block.find(b"\n") + 1
-                    h = unseal(b"", block[:cut])
-                    if h is None:
-                        raise _Anomaly("header")
-                    prev = h
-                    block = block[cut:]
+                    prev, block = _split_header(block)
                 lines: list[bytes] = []
                 if verify or tokens is None:
                     lines = block.split(b"\n")
@@ -550,12 +545,7 @@ class LogReader:
             for block in _blocks(fh):
                 if first:
                     first = False
-                    cut = block.find(b"\n") + 1
-                    h = unseal(b"", block[:cut])
-                    if h is None:
-                        raise _Anomaly("header")
-                    prev = h
-                    block = block[cut:]
+                    prev, block = _split_header(block)
                     if not block:
                         continue
                 if verify:
@@ -627,6 +617,16 @@ class LogReader:
         for _ in self._scan():
             pass
         return self.torn
+
+
+def _split_header(block: bytes) -> tuple[bytes, bytes]:
+    """(the header's checksum, the rest of the file's first block) for the fast readers;
+    :class:`_Anomaly` if the header line is not sealed."""
+    cut = block.find(b"\n") + 1
+    h = unseal(b"", block[:cut])
+    if h is None:
+        raise _Anomaly("header")
+    return h, block[cut:]
 
 
 def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
