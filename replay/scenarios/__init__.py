@@ -37,9 +37,15 @@ optional unless marked *required*; decimal amounts are strings, as everywhere at
     population's open interest — the sum of its accounts' position sizes, long plus short,
     in the instrument's quantity, e.g. contracts — is below ``Q``, up to ``max_per_check``
     accounts, default 10, enter one after another; it reads the exchange the commands are
-    applied to, as ``clearsim run`` does). Both take a window: ``start`` / ``end`` (µs
-    since the epoch, ISO-8601 UTC or a TOML datetime) or ``start_s`` / ``end_s`` (seconds
-    from ``start_ts``); default the whole run. ``count`` is the pool they come from ·
+    applied to, as ``clearsim run`` does), or the same with
+    ``series = { file = "ticker.csv.gz", share_ppm = N }`` in place of ``target``: the
+    target at each check is ``N`` / 1,000,000 of the market's open interest then — the
+    latest row at or before it of the file's ``open_interest`` column (``column = ...``
+    for another; ``symbol = ...`` to pick rows of one source symbol; a tardis
+    ``derivative_ticker`` file has both), floored to the lot grid, 0 before the first row. Both take
+    a window: ``start`` / ``end`` (µs since the epoch, ISO-8601 UTC or a TOML datetime) or
+    ``start_s`` / ``end_s`` (seconds from ``start_ts``); default the whole run. ``count`` is the
+    pool they come from ·
     ``order`` (``"ioc"``, the default: a limit ``entry_slippage_ppm`` through the index;
     or ``"market"``, which the exchange refuses if sweeping the book would cost more than
     that allowance) · ``entry_slippage_ppm`` (int, default 2,000)

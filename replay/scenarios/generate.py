@@ -28,6 +28,7 @@ from clearsim.events.units import PPM, US_PER_S
 from clearsim.orderbook.grid import Grid, GridError
 from clearsim.replay.scenarios import arrivals
 from clearsim.replay.scenarios.arrivals import Entry
+from clearsim.replay.scenarios.oi_series import OiCursor
 from clearsim.replay.scenarios.sampling import (
     _pow2_fractions,  # noqa: F401 - re-exported for the tests' exact-table check
     account_ids,
@@ -275,6 +276,8 @@ class _Arrivals:
         self.pool: Iterator[Entry] = iter(())
         #: open_interest: arrived accounts that may still hold a position
         self.open: list[str] = []
+        #: open_interest with a series: the market's open interest as the run reaches it
+        self.oi_series: OiCursor | None = None
 
     def items(self) -> Iterator[Item]:
         from clearsim.replay.scenarios.model import (  # model imports us
@@ -293,6 +296,8 @@ class _Arrivals:
             )
         if isinstance(a, OpenInterestArrivals):
             self.pool = arrivals.draws(sc, self.seed)
+            if a.series is not None:
+                self.oi_series = OiCursor(a.series, self.spec.lot_size)
             end = a.end_ts if a.end_ts is not None else end
             return ((t, _ARRIVAL, k, None) for k, t in enumerate(arrivals.check_times(sc, a, end)))
         return ((e.ts, _ARRIVAL, e.n, e) for e in arrivals.start_entries(sc, self.seed))
@@ -319,8 +324,9 @@ class _Arrivals:
                 "are applied to: pass it to Scenario.commands (clearsim run does)"
             )
         oi = self._open_interest(ex)
+        target = a.target if self.oi_series is None else self.oi_series.target_at(ts)
         for _ in range(a.max_per_check):
-            if oi >= a.target:
+            if oi >= target:
                 return
             e = next(self.pool, None)
             if e is None:

@@ -19,6 +19,7 @@ from clearsim.events.errors import ClearsimError
 from clearsim.events.units import PPM
 from clearsim.replay.scenarios import generate
 from clearsim.replay.scenarios.generate import account_ids
+from clearsim.replay.scenarios.oi_series import OiSeries
 
 if TYPE_CHECKING:
     from clearsim.clearing import Exchange
@@ -101,14 +102,16 @@ class PoissonArrivals:
 @attrs.frozen
 class OpenInterestArrivals:
     """Every ``check_s`` from ``start_ts``, while the population's open interest (the sum of
-    its position sizes, long and short, in lots) is below ``target``, up to
-    ``max_per_check`` accounts enter, one after the other."""
+    its position sizes, long and short, in lots) is below ``target`` — or, with ``series``,
+    below its share of the market's open interest at that moment (:mod:`.oi_series`) —,
+    up to ``max_per_check`` accounts enter, one after the other."""
 
-    target: int  # lots
+    target: int  # lots (0 with a series)
     check_s: int = 60
     max_per_check: int = 10
     start_ts: int | None = None
     end_ts: int | None = None
+    series: OiSeries | None = None
 
 
 Arrivals = StartArrivals | PoissonArrivals | OpenInterestArrivals

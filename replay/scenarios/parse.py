@@ -41,6 +41,7 @@ from clearsim.replay.scenarios.model import (
     ScheduledCommand,
     StartArrivals,
 )
+from clearsim.replay.scenarios.oi_series import OiSeries, OiSeriesError, check_header
 
 __all__ = ["bundled", "bundled_path", "from_dict", "load"]
 
@@ -209,7 +210,13 @@ def from_dict(
         )
 
     pop = _population(
-        top.d.get("population", {}), decimals, config, spec.tiers[0].imr_ppm, grid, start_ts
+        top.d.get("population", {}),
+        decimals,
+        config,
+        spec.tiers[0].imr_ppm,
+        grid,
+        start_ts,
+        base_dir,
     )
     if duration is not None:
         _check_arrivals_in_run(pop, start_ts, duration)
@@ -305,7 +312,13 @@ def _price_steps(
 
 
 def _population(
-    d: object, decimals: int, config: Config, imr0: int, grid: Grid, start_ts: int
+    d: object,
+    decimals: int,
+    config: Config,
+    imr0: int,
+    grid: Grid,
+    start_ts: int,
+    base_dir: str | Path | None,
 ) -> Population:
     t = _Table(d, "population")
     t.known(
@@ -343,11 +356,11 @@ def _population(
         entry_window_s=t.integer("entry_window_s", 60, 1, 10**8),
         order=t.choice("order", "ioc", ("ioc", "market")),
         entry_slippage_ppm=t.integer("entry_slippage_ppm", 2_000, 0, PPM - 1),
-        arrivals=_arrivals(t.d.get("arrivals", "start"), grid, start_ts),
+        arrivals=_arrivals(t.d.get("arrivals", "start"), grid, start_ts, base_dir),
     )
 
 
-def _arrivals(v: object, grid: Grid, start_ts: int) -> Arrivals:
+def _arrivals(v: object, grid: Grid, start_ts: int, base_dir: str | Path | None) -> Arrivals:
     """``population.arrivals``: ``"start"``, or a table with ``kind`` poisson or
     open_interest and a window (``start``/``end``: µs, ISO-8601 UTC or a TOML datetime;
     or ``start_s``/``end_s``: seconds from the run's start)."""
@@ -355,8 +368,8 @@ def _arrivals(v: object, grid: Grid, start_ts: int) -> Arrivals:
         return StartArrivals()
     if isinstance(v, str):
         raise ScenarioError(
-            f"population.arrivals: expected \"start\" or a table with kind = \"poisson\" or "
-            f"\"open_interest\", got {v!r}"
+            f'population.arrivals: expected "start" or a table with kind = "poisson" or '
+            f'"open_interest", got {v!r}'
         )
     t = _Table(v, "population.arrivals")
     kind = t.choice("kind", "", ("poisson", "open_interest"))
@@ -370,15 +383,46 @@ def _arrivals(v: object, grid: Grid, start_ts: int) -> Arrivals:
         t.known("kind", "rate_per_min", *window)
         num, den = _rate(t.d.get("rate_per_min"), t.key("rate_per_min"))
         return PoissonArrivals(num, den, begin, end)
-    t.known("kind", "target", "check_s", "max_per_check", *window)
-    target = _on_grid(grid.qty, t.d.get("target"), t.key("target"))  # positive, on the grid
+    t.known("kind", "target", "series", "check_s", "max_per_check", *window)
+    if t.has("target") and t.has("series"):
+        raise ScenarioError(f"{t.key('series')}: give target or series, not both")
+    series = _oi_series(t.d["series"], t.key("series"), base_dir) if t.has("series") else None
+    target = 0
+    if series is None:  # positive, on the grid
+        target = _on_grid(grid.qty, t.d.get("target"), t.key("target"))
     return OpenInterestArrivals(
         target=target,
         check_s=t.integer("check_s", 60, 1, 10**7),
         max_per_check=t.integer("max_per_check", 10, 1, 10**6),
         start_ts=begin,
         end_ts=end,
+        series=series,
     )
+
+
+def _oi_series(v: object, key: str, base_dir: str | Path | None) -> OiSeries:
+    """``arrivals.series``: ``{ file, share_ppm, column = "open_interest", symbol }``; the
+    file's header is checked now (its rows are read as the run goes)."""
+    t = _Table(v, key)
+    t.known("file", "share_ppm", "column", "symbol")
+    if not t.has("file"):
+        raise ScenarioError(f"{t.key('file')}: required (a CSV with timestamp and the column)")
+    column, symbol = t.d.get("column", "open_interest"), t.d.get("symbol")
+    if not isinstance(column, str) or not column:
+        raise ScenarioError(f"{t.key('column')}: expected a column name, got {column!r}")
+    if symbol is not None and (not isinstance(symbol, str) or not symbol):
+        raise ScenarioError(f"{t.key('symbol')}: expected a symbol, got {symbol!r}")
+    s = OiSeries(
+        path=_path(t.d["file"], base_dir, t.key("file")),
+        share_ppm=t.integer("share_ppm", None, 1, PPM),
+        column=column,
+        symbol=symbol,
+    )
+    try:
+        check_header(s)
+    except OiSeriesError as e:
+        raise ScenarioError(f"{key}: {e}") from None
+    return s
 
 
 def _moment(t: _Table, k: str, start_ts: int) -> int | None:

@@ -1,0 +1,180 @@
+"""The historical open interest that ``open_interest`` arrivals follow: a column of a ticker.
+
+``[population] arrivals = { kind = "open_interest", series = { file = ..., share_ppm = ... } }``
+keeps the population's open interest near a share of the market's, read from a CSV with a
+``timestamp`` column and an open-interest column (a tardis ``derivative_ticker`` file, plain
+or gzipped, has both: ``open_interest`` is the default column). At each check time the
+target is the latest row at or before that moment, times ``share_ppm`` / 1,000,000, rounded
+down to the instrument's lot grid; before the first row it is 0 (nobody enters on a market
+whose open interest is not known yet).
+
+The file is read as the run goes, one row at a time and at most one row past the check it
+answers (to know the row before is the latest), so a whole day's ticker costs constant
+memory; a bad row ends the run with an error naming its file, line and column. Values are exact
+(``Fraction`` of the decimal text, never a float). The column is taken in the instrument's quantity
+units (BitMEX XBTUSD: USD contracts; Binance: the base asset), which is what tardis writes.
+
+- :func:`check_header` — at scenario load: the file opens and has the columns.
+- :class:`OiCursor` — the target in lots at each (non-decreasing) check time.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import attrs
+
+from clearsim.events.errors import ClearsimError
+from clearsim.events.units import PPM
+
+__all__ = ["OiCursor", "OiSeries", "OiSeriesError", "check_header"]
+
+_DECIMAL = re.compile(r"\d+(\.\d+)?")
+
+
+class OiSeriesError(ClearsimError):
+    """The open-interest file cannot be read: names the file, the line and the column."""
+
+
+@attrs.frozen
+class OiSeries:
+    """Where the historical open interest is, and the population's share of it."""
+
+    path: Path
+    share_ppm: int  # 1..1,000,000: the population's share of the market's open interest
+    column: str = "open_interest"
+    #: rows of this source symbol only (None: the file must name one symbol, or none)
+    symbol: str | None = None
+
+
+def _open(path: Path) -> IO[str]:
+    try:
+        if path.suffix == ".gz":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")
+    except OSError as e:
+        raise OiSeriesError(f"{path}: cannot open ({e.strerror or e})") from None
+
+
+def _columns(s: OiSeries, header: list[str]) -> tuple[int, int, int | None]:
+    """The indexes of the timestamp, value and symbol columns."""
+    col = {name: i for i, name in enumerate(header)}
+    for name in ("timestamp", s.column):
+        if name not in col:
+            raise OiSeriesError(f"{s.path}:1: no {name!r} column (header: {','.join(header)})")
+    if s.symbol is not None and "symbol" not in col:
+        raise OiSeriesError(f"{s.path}:1: symbol {s.symbol!r} given but the file has no symbol")
+    return col["timestamp"], col[s.column], col.get("symbol")
+
+
+def check_header(s: OiSeries) -> None:
+    """Fail now, at load, rather than hours into a run: the file opens and has the columns."""
+    with _open(s.path) as f:
+        try:
+            header = next(csv.reader(f), None)
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+            raise OiSeriesError(f"{s.path}:1: not a readable CSV ({e})") from None
+    if header is None:
+        raise OiSeriesError(f"{s.path}: empty file (expected a header line)")
+    _columns(s, header)
+
+
+def _us(value: int) -> int:
+    """An epoch timestamp in s, ms, µs or ns (by magnitude), as µs (the importers' rule)."""
+    if value < 10**11:
+        return value * 1_000_000
+    if value < 10**14:
+        return value * 1_000
+    if value < 10**17:
+        return value
+    return value // 1000
+
+
+class OiCursor:
+    """The target open interest, in lots, at each check time (asked in non-decreasing order).
+
+    ``lot`` is the instrument's lot size as a decimal string."""
+
+    def __init__(self, s: OiSeries, lot: str) -> None:
+        self.s = s
+        self._per_lot = Fraction(s.share_ppm, PPM) / Fraction(lot)
+        self._rows: Iterator[tuple[int, int]] | None = None
+        self._next: tuple[int, int] | None = None
+        self._target = 0
+        self._last_ask: int | None = None
+
+    def target_at(self, ts: int) -> int:
+        """Lots: the share of the latest row at or before ``ts`` (0 before the first)."""
+        if self._last_ask is not None and ts < self._last_ask:
+            raise ValueError(f"check times go back: {ts} after {self._last_ask}")
+        self._last_ask = ts
+        if self._rows is None:
+            self._rows = self._read()
+            self._next = next(self._rows, None)
+        while self._next is not None and self._next[0] <= ts:
+            self._target = self._next[1]
+            self._next = next(self._rows, None)
+        return self._target
+
+    def _read(self) -> Iterator[tuple[int, int]]:
+        """(µs, target lots) per row of the symbol, checked for order and shape."""
+        s = self.s
+        with _open(s.path) as f:
+            rows = csv.reader(f)
+            try:
+                header = next(rows, None)
+                if header is None:
+                    return
+                ti, vi, si = _columns(s, header)
+                width = len(header)
+                seen: str | None = s.symbol
+                last = -1
+                for row in rows:
+                    line = rows.line_num
+                    if not row:
+                        continue
+                    if len(row) != width:
+                        raise OiSeriesError(
+                            f"{s.path}:{line}: {len(row)} fields, the header has {width}"
+                        )
+                    if si is not None:
+                        sym = row[si]
+                        if seen is None:
+                            seen = sym
+                        elif sym != seen:
+                            if s.symbol is not None:
+                                continue
+                            raise OiSeriesError(
+                                f"{s.path}:{line}: column symbol: a second symbol {sym!r} "
+                                f"after {seen!r}; give series.symbol"
+                            )
+                    ts_text, v = row[ti], row[vi]
+                    if not ts_text.isdigit():
+                        raise OiSeriesError(
+                            f"{s.path}:{line}: column timestamp: {ts_text!r} is not an "
+                            "integer epoch timestamp"
+                        )
+                    ts = _us(int(ts_text))
+                    if ts < last:
+                        raise OiSeriesError(
+                            f"{s.path}:{line}: column timestamp: {ts} is before the row "
+                            f"above ({last}); the file must be in time order"
+                        )
+                    last = ts
+                    if not v:  # tardis leaves a value empty until the exchange sends one
+                        continue
+                    if not _DECIMAL.fullmatch(v):
+                        raise OiSeriesError(
+                            f"{s.path}:{line}: column {s.column}: {v!r} is not a "
+                            "non-negative decimal"
+                        )
+                    yield ts, int(Fraction(v) * self._per_lot)  # floor: both are >= 0
+            except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+                raise OiSeriesError(f"{s.path}:{rows.line_num}: not a readable CSV ({e})") from None
