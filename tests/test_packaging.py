@@ -19,6 +19,9 @@ import pytest
 
 import clearsim
 
+#: one xdist worker takes the whole file (pyproject: --dist loadgroup): the wheel is built once
+pytestmark = pytest.mark.xdist_group("wheel")
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("events", "orderbook", "clearing", "replay")
 
@@ -27,7 +30,7 @@ LAYERS = ("events", "orderbook", "clearing", "replay")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from a copy of the checkout (the build writes into its source tree)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "clearsim", *LAYERS):
+    for name in ("pyproject.toml", "README.md", "setup.py", "clearsim", *LAYERS):
         from_ = ROOT / name
         if from_.is_dir():
             # symlinks=True: clearsim/<layer> stay links, as in the checkout; the wheel must

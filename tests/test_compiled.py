@@ -1,0 +1,148 @@
+"""The opt-in compiled build (``CLEARSIM_MYPYC=1``, ``setup.py``) behaves like the pure one.
+
+The real wheel is built from a copy of the checkout with mypyc, installed into a folder of
+its own, and then every golden fixture is re-run through it and must give its
+``golden.log`` byte for byte — and the bundled crash scenario must give the same log as the
+interpreted build in this checkout. So a change that the compiler would treat differently
+(tuple identity, an annotation that is a lie, integer overflow) fails here, not in a user's
+sweep. Skipped, with the reason, where mypy or a C compiler is missing; CI has both.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_golden import fx
+
+#: one xdist worker takes the whole file (pyproject: --dist loadgroup): the wheel is built once
+pytestmark = pytest.mark.xdist_group("compiled_wheel")
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("events", "orderbook", "clearing", "replay")
+
+
+def _compiled_paths() -> list[str]:
+    """setup.py's COMPILED (read without building: setup() runs only as ``__main__``)."""
+    paths: list[str] = runpy.run_path(str(ROOT / "setup.py"), run_name="setup")["COMPILED"]
+    return paths
+
+
+def _why_not() -> str | None:
+    try:
+        import mypyc.build  # noqa: F401 - only whether it is there
+    except ImportError:
+        return "mypy (mypyc) is not installed: pip install 'mypy>=1.8'"
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc}) on this machine"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "the Python headers (Python.h) are not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled wheel, built from a copy of the checkout and installed into a folder."""
+    why = _why_not()
+    if why is not None:
+        pytest.skip(f"compiled build not tried: {why}")
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md", "setup.py", "clearsim", *LAYERS):
+        from_ = ROOT / name
+        if from_.is_dir():
+            shutil.copytree(
+                from_, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(from_, src / name)
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+         "-w", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLEARSIM_MYPYC": "1"},
+        timeout=1500,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-4000:]
+    (whl,) = out.glob("clearsim-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"clearsim"}
+    for path in _compiled_paths():
+        stem = path.removesuffix(".py")
+        assert any(n.startswith(stem + ".cpython-") and n.endswith(".so") for n in names), path
+    dest = tmp_path_factory.mktemp("site")
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(dest), str(whl)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert inst.returncode == 0, inst.stderr
+    return dest
+
+
+def _compiled(site: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m clearsim ARGS`` on the compiled install only (cwd is not the checkout)."""
+    return subprocess.run(
+        [sys.executable, "-m", "clearsim", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=600,
+    )
+
+
+def test_the_compiled_modules_are_the_ones_imported(site: Path, tmp_path: Path) -> None:
+    code = (
+        "import clearsim.clearing.exchange as e, clearsim.orderbook.book as b\n"
+        "print(e.__file__); print(b.__file__)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert p.returncode == 0, p.stderr
+    exchange, book = p.stdout.split()
+    assert exchange.startswith(str(site)) and exchange.endswith(".so"), exchange
+    assert book.startswith(str(site)) and book.endswith(".py"), book  # left interpreted
+
+
+@pytest.mark.parametrize("name", fx.FIXTURES)
+def test_golden_fixture_is_byte_identical_through_the_compiled_build(
+    site: Path, name: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.log"
+    p = _compiled(site, [*fx.cli_args(name), "-o", str(out)], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes() == fx.golden(name).read_bytes(), name
+
+
+def test_the_crash_scenario_gives_the_interpreted_builds_log(site: Path, tmp_path: Path) -> None:
+    """The bundled crash scenario (``clearsim demo``'s: thousands of accounts, a 30% drop,
+    liquidations down the waterfall), far more paths than the small fixtures."""
+    crash = ROOT / "replay" / "scenarios" / "crash.toml"
+    compiled, interpreted = tmp_path / "c.log", tmp_path / "i.log"
+    p = _compiled(site, ["run", str(crash), "-o", str(compiled), "--quiet"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    q = subprocess.run(
+        [sys.executable, "-m", "clearsim", "run", str(crash), "-o", str(interpreted), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert q.returncode == 0, q.stderr
+    assert compiled.read_bytes() == interpreted.read_bytes()
