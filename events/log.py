@@ -316,7 +316,8 @@ class LogReader:
             while True:
                 line = next_line()
                 if not line:
-                    tick(expect - 1, offset)
+                    if expect - 1 != report - PROGRESS_EVERY:  # not reported just now
+                        tick(expect - 1, offset)
                     if gz_error is not None:
                         self._torn_at(cut, held, line_no + 1, gz_error)
                     else:
@@ -364,7 +365,8 @@ class LogReader:
                 except CorruptLog:
                     yield from held  # not a tear: the intact records before it are read
                     raise
-                tick(expect - 1, offset)
+                if expect - 1 != report - PROGRESS_EVERY:
+                    tick(expect - 1, offset)
                 self._torn_at(cut, held, line_no, why)
                 return
 
