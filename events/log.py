@@ -45,7 +45,7 @@ import contextlib
 import gzip
 import os
 import zlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 
@@ -75,6 +75,7 @@ from clearsim.events.types import Event, Input
 
 __all__ = [
     "MAX_LINE",
+    "PROGRESS_EVERY",
     "BadRecord",
     "CorruptLog",
     "LineTooLong",
@@ -83,6 +84,7 @@ __all__ = [
     "LogReader",
     "LogWriter",
     "NotALog",
+    "Progress",
     "Resume",
     "ResumeMismatch",
     "TornTail",
@@ -102,6 +104,34 @@ _GZ_LEVEL: Final = 6
 _GZ_ERRORS: Final = (EOFError, zlib.error, gzip.BadGzipFile)
 #: Bytes read at a time by the fast path of :meth:`LogReader.select`.
 _CHUNK: Final = 8 << 20
+
+#: ``progress(records read, bytes read)``: how far a reading has got, for a progress display
+#: (bytes of the uncompressed stream for a ``.gz``, the header's included).
+Progress = Callable[[int, int], None]
+#: The careful scan calls its ``progress`` every this many records (and once at its end);
+#: the fast path once per block read (:data:`_CHUNK` bytes). Without one it costs a compare
+#: per record.
+PROGRESS_EVERY: Final = 2048
+
+
+def _no_progress(records: int, offset: int) -> None:
+    return None
+
+
+class _Forward:
+    """A progress callback that never goes back: the careful scan a hand-over starts
+    re-reads the records the fast path has already reported."""
+
+    __slots__ = ("progress", "seq")
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.seq = 0
+
+    def __call__(self, seq: int, offset: int) -> None:
+        if seq > self.seq:
+            self.seq = seq
+            self.progress(seq, offset)
 
 
 def _is_gz(path: str | os.PathLike[str]) -> bool:
@@ -233,10 +263,13 @@ class LogReader:
             raise CorruptLog(self._err("line 1: header checksum mismatch"), seq=0, line_no=1)
         return header, line, h
 
-    def _scan(self, resume: Resume | None = None) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    def _scan(
+        self, resume: Resume | None = None, progress: Progress | None = None
+    ) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
         """Yield (seq, line, record) for every good record (after ``resume.seq`` if given);
         set ``torn`` at the end. The one careful scanner: every line's checksum, seq and
-        shape is checked, and a bad line is classified (:meth:`_bad`)."""
+        shape is checked, and a bad line is classified (:meth:`_bad`). ``progress(seq, bytes
+        read)`` is called every :data:`PROGRESS_EVERY` records read and once at the end."""
         self.torn = None
         self.last_seq = 0
         self.last_h = self._header_h.decode("ascii")
@@ -276,9 +309,15 @@ class LogReader:
             held: list[tuple[int, bytes, dict[str, Any]]] = []
             cut = (expect - 1, prev, offset, line_no)  # the last command boundary seen
             commands = resume is not None
+            # A seq to report at: -1 (never) without a progress callback, so that costs a
+            # compare per record and no call.
+            tick = _no_progress if progress is None else progress
+            report = -1 if progress is None else (expect // PROGRESS_EVERY + 1) * PROGRESS_EVERY
             while True:
                 line = next_line()
                 if not line:
+                    if expect - 1 != report - PROGRESS_EVERY:  # not reported just now
+                        tick(expect - 1, offset)
                     if gz_error is not None:
                         self._torn_at(cut, held, line_no + 1, gz_error)
                     else:
@@ -315,14 +354,19 @@ class LogReader:
                         prev = h
                         self.last_seq = expect
                         self.last_h = h.decode("ascii")
-                        expect += 1
                         offset += len(line)
+                        if expect == report:
+                            tick(expect, offset)
+                            report += PROGRESS_EVERY
+                        expect += 1
                         continue
                 try:
                     why = self._bad(line, h, seq, expect, line_no, next_line() != b"")
                 except CorruptLog:
                     yield from held  # not a tear: the intact records before it are read
                     raise
+                if expect - 1 != report - PROGRESS_EVERY:
+                    tick(expect - 1, offset)
                 self._torn_at(cut, held, line_no, why)
                 return
 
@@ -411,7 +455,11 @@ class LogReader:
     # -- public
 
     def select(
-        self, tokens: tuple[bytes, ...] | None, *, verify: bool = True
+        self,
+        tokens: tuple[bytes, ...] | None,
+        *,
+        verify: bool = True,
+        progress: Progress | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Record dicts of the lines holding any of ``tokens`` (raw bytes, e.g.
         ``b'"type":"takeover"'``): the fast path for projections that read few record kinds.
@@ -424,20 +472,26 @@ class LogReader:
         which goes on after the records already yielded: the result is that of
         :meth:`records` filtered by ``tokens`` (a corrupt record raises, a torn tail is in
         ``torn``). After the end, ``last_seq`` is the log's last record.
+
+        ``progress(last seq read, bytes read)`` is called once per block on the fast path;
+        after a hand-over, by the careful scan once it is past the blocks already reported.
         """
         done = 0
+        tell = None if progress is None else _Forward(progress)
         try:
-            for d in self._fast(tokens, verify):
+            for d in self._fast(tokens, verify, tell):
                 done = d["seq"]
                 yield d
             return
         except _Anomaly:
             pass
-        for seq, line, d in self._scan():
+        for seq, line, d in self._scan(progress=tell):
             if seq > done and (tokens is None or any(tok in line for tok in tokens)):
                 yield d
 
-    def _fast(self, tokens: tuple[bytes, ...] | None, verify: bool) -> Iterator[dict[str, Any]]:
+    def _fast(
+        self, tokens: tuple[bytes, ...] | None, verify: bool, progress: Progress | None = None
+    ) -> Iterator[dict[str, Any]]:
         """:meth:`select` without the careful scan; raises :class:`_Anomaly`."""
         self.torn = None
         self.last_seq = 0
@@ -449,7 +503,9 @@ class LogReader:
             last_seq = 0
             held: list[dict[str, Any]] = []
             commands = False  # an input seen: records are held back by command from then on
+            offset = 0  # bytes read (the header's included)
             for block in _blocks(fh):
+                offset += len(block)
                 if first:
                     first = False
                     prev, block = _split_header(block)
@@ -497,6 +553,8 @@ class LogReader:
                     self.last_seq = seq
                     if verify:
                         self.last_h = prev.decode("ascii")
+                if progress is not None:
+                    progress(self.last_seq, offset)
             yield from held  # a clean end: the last command is complete
 
     def chunks(self, *, verify: bool = True, size: int = 1024) -> Iterator[bytes]:
@@ -583,20 +641,28 @@ class LogReader:
             if verify:
                 self.last_h = prev.decode("ascii")
 
-    def lines(self) -> Generator[tuple[int, bytes], None, None]:
-        """(seq, raw line with its newline) for every verified record."""
-        for seq, line, _ in self._scan():
+    def lines(
+        self, *, progress: Progress | None = None
+    ) -> Generator[tuple[int, bytes], None, None]:
+        """(seq, raw line with its newline) for every verified record; ``progress`` as in
+        :meth:`records`."""
+        for seq, line, _ in self._scan(progress=progress):
             yield seq, line
 
-    def entries(self) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    def entries(
+        self, *, progress: Progress | None = None
+    ) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
         """(seq, raw line, record dict) for every verified record: for a reader that needs
         both the bytes and the fields (``verify``), each line parsed once."""
-        return self._scan()
+        return self._scan(progress=progress)
 
-    def records(self, resume: Resume | None = None) -> Iterator[dict[str, Any]]:
+    def records(
+        self, resume: Resume | None = None, *, progress: Progress | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Verified record dicts (``"h"`` included), from seq 1 or after ``resume``
-        (:class:`ResumeMismatch` if its record is not where it says)."""
-        for _, _, d in self._scan(resume):
+        (:class:`ResumeMismatch` if its record is not where it says). ``progress(seq, bytes
+        read)`` is called every :data:`PROGRESS_EVERY` records read and at the end."""
+        for _, _, d in self._scan(resume, progress):
             yield d
 
     def events(self) -> Iterator[Event]:

@@ -8,11 +8,15 @@ names the first record whose content differs. Headers are compared separately.
 
 The outcome of each log is its re-execution's final state (insurance fund, system debt,
 balances, positions), plus the clawback totals folded from its events.
+
+``progress(events, bytes)`` of :func:`diff` is told the two logs' records and bytes read,
+summed, every :data:`events.log.PROGRESS_EVERY` records of either (from their readers).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from itertools import zip_longest
 from typing import Any
 
@@ -22,7 +26,7 @@ import orjson
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.codec import split_record, to_event
-from clearsim.events.log import LogReader, TornTail
+from clearsim.events.log import LogReader, Progress, TornTail
 from clearsim.events.types import Clawback, Input, SocializedLoss
 from clearsim.replay.rebuild import command_of
 
@@ -100,8 +104,31 @@ def _account_view(state: dict[str, Any]) -> dict[str, dict[str, str]]:
     return view
 
 
-def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
-    """Compare two logs (streaming both in step); raises the reader's errors."""
+class _Both:
+    """The progress of two readers as one: records and bytes read, summed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.seqs = [0, 0]
+        self.offsets = [0, 0]
+
+    def side(self, i: int) -> Progress:
+        def tick(seq: int, offset: int) -> None:
+            self.seqs[i], self.offsets[i] = seq, offset
+            self.progress(self.seqs[0] + self.seqs[1], self.offsets[0] + self.offsets[1])
+
+        return tick
+
+
+def diff(
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> DiffResult:
+    """Compare two logs (streaming both in step); raises the reader's errors.
+    ``progress(records read, bytes read)``, both logs' summed, is called every few
+    thousand records (see the module docstring)."""
     ra, rb = LogReader(a), LogReader(b)
     header: list[str] = []
     ha, hb = ra.header, rb.header
@@ -117,7 +144,11 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
     sb = _Side(rb, Exchange(Config.from_dict(hb.config)))
     first: int | None = None
     body_a = body_b = None
-    for la, lb in zip_longest(ra.lines(), rb.lines()):
+    pa = pb = None
+    if progress is not None:
+        both = _Both(progress)
+        pa, pb = both.side(0), both.side(1)
+    for la, lb in zip_longest(ra.lines(progress=pa), rb.lines(progress=pb)):
         if la is not None:
             sa.feed(la[1])
         if lb is not None:

@@ -1,12 +1,15 @@
-"""Progress of a long verb on the terminal (``run``, ``demo``, ``import``, ``verify``).
+"""Progress of a long verb on the terminal (``run``, ``demo``, ``import``, ``verify``,
+``diff``, ``fund``, ``cascade``).
 
 Shown on stderr with ``rich`` when stderr is a terminal, ``rich`` is installed (the
 ``progress`` extra: ``pip install 'clearsim[progress]'``) and ``--quiet`` was not given;
 otherwise :func:`meter` hands out a meter that does nothing, so a pipe or a file never
 receives a progress bar's control codes. The bar is transient: it is gone when the verb
 prints its result. The verb's domain function reports through a callback (every few
-thousand items, so it costs nothing measurable); the meter shows the count, the rate per
-second of wall time and, when the total is known, the share done and the time left.
+thousand items, so it costs nothing measurable; the log readers' ``progress``, see
+:data:`events.log.Progress`); the meter shows the count, the rate per second of wall time
+and, when the total is known, the share done and the time left. The readers' position is
+in bytes, so a verb over a ``.gz`` log (whose uncompressed size is not known) has no total.
 """
 
 from __future__ import annotations

@@ -287,6 +287,12 @@ def _size(path: str) -> int | None:
         return None
 
 
+def _log_size(path: str) -> int | None:
+    """A log's bytes, the total of a meter of bytes read; None for a ``.gz`` (the readers
+    count the uncompressed stream, whose size is not known before the end)."""
+    return None if str(path).endswith(".gz") else _size(path)
+
+
 # --------------------------------------------------------------------------- state, seek
 
 
@@ -352,10 +358,16 @@ def _fund_setup(fu: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="everything as JSON")
     fmt.add_argument("--csv", action="store_true", help="the fund timeline as CSV")
     fu.add_argument("--no-verify", action="store_true", help="skip checksums (faster)")
+    _quiet_flag(fu)
 
 
 def _fund(a: argparse.Namespace) -> int:
-    report = fold_fund(a.log, verify=not a.no_verify)
+    with meter("fund", "events", _log_size(a.log), quiet=a.quiet) as m:
+        report = fold_fund(
+            a.log,
+            verify=not a.no_verify,
+            progress=lambda events, offset: m.update(events, offset),
+        )
     _warn_torn(report.torn)
     if a.json:
         _json(render.fund_json(report))
@@ -399,8 +411,7 @@ def _verify_setup(v: argparse.ArgumentParser) -> None:
 
 def _verify(a: argparse.Namespace) -> int:
     """Exit 0: the log (or its good prefix before a torn tail) verifies; 1: it does not."""
-    size = None if str(a.log).endswith(".gz") else _size(a.log)  # .gz: bytes read unknown
-    with meter("verify", "events", size, quiet=a.quiet) as m:
+    with meter("verify", "events", _log_size(a.log), quiet=a.quiet) as m:
         res = verify(
             a.log,
             conservation=not a.no_conservation,
@@ -421,11 +432,15 @@ def _verify(a: argparse.Namespace) -> int:
 def _diff_setup(d: argparse.ArgumentParser) -> None:
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
+    _quiet_flag(d)
 
 
 def _diff(a: argparse.Namespace) -> int:
     """Exit 0 only when the two logs are identical, 1 otherwise."""
-    r = diff(a.a, a.b)
+    sa, sb = _log_size(a.a), _log_size(a.b)
+    total = None if sa is None or sb is None else sa + sb  # both logs' bytes are read
+    with meter("diff", "events", total, quiet=a.quiet) as m:
+        r = diff(a.a, a.b, progress=lambda events, offset: m.update(events, offset))
     _warn_torn(r.torn_a, "A: ")
     _warn_torn(r.torn_b, "B: ")
     _out("".join(line + "\n" for line in render.diff(r)))
@@ -458,13 +473,23 @@ def _cascade_setup(c: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="the same as --format json")
     c.add_argument("--depth", type=int, default=12, help="text: collapse below this depth")
     c.add_argument("--width", type=int, default=10, help="text: children shown per event")
+    _quiet_flag(c)
 
 
 def _cascade(a: argparse.Namespace) -> int:
     for name in ("top", "depth", "width"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name}: expected an integer >= 1")
-    cs, idx, fmt = cascades(a.log, a.start, a.top, time=a.time)
+    size = _log_size(a.log)
+    # Two reads of the log: the index, then the chosen trees (up to the last one's end).
+    with meter("cascade", "events", size and 2 * size, quiet=a.quiet) as m:
+        cs, idx, fmt = cascades(
+            a.log,
+            a.start,
+            a.top,
+            time=a.time,
+            progress=lambda events, offset: m.update(events, offset),
+        )
     _warn_torn(idx.torn)  # on stderr: --json output stays JSON
     form = "json" if a.json else a.format
     if form == "json":

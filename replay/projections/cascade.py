@@ -10,7 +10,11 @@ inputs have cause 0 and are the roots. Two streaming passes over the log:
    the insurance fund's equity (:class:`.fund.FundBook`) just before each tree's first
    event and after its last.
 
-So memory is a few ints per event plus the chosen trees, and time is two parses of the log.
+So memory is a few ints per event plus the chosen trees, and time is two parses of the log
+(the second only up to the chosen trees' last event; ``time=`` adds a fast scan of the
+inputs between them). ``progress(records read, bytes read)`` of :func:`cascades` counts
+over the two parses, summed (so the bytes go up to twice the log's size), every few
+thousand records (:data:`events.log.PROGRESS_EVERY`).
 A tree's "fund paid" and "took in" are :func:`.fund.fund_flows`, the definition the story
 uses too; its fund equity before and after are the story's figures for the same cascade.
 
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import attrs
@@ -34,7 +38,7 @@ import attrs
 from clearsim.clearing import Config, Exchange
 from clearsim.clearing.config import fmt_atoms
 from clearsim.events.errors import ClearsimError
-from clearsim.events.log import LogReader, TornTail
+from clearsim.events.log import LogReader, Progress, TornTail
 from clearsim.replay.projections.fields import KINDS
 from clearsim.replay.projections.fund import FundBook, fund_flows
 
@@ -103,14 +107,16 @@ class Index:
     torn: TornTail | None
 
 
-def build_index(reader: LogReader) -> Index:
+def build_index(reader: LogReader, *, progress: Callable[[int, int], None] | None = None) -> Index:
+    """Pass 1 (the module docstring); ``progress(records read, bytes read)`` is called every
+    :data:`events.log.PROGRESS_EVERY` records and at the end."""
     cause = [0]
     types = [""]
     root = [0]
     children: dict[int, list[int]] = {}
     triggered: dict[int, int] = {}
     intern: dict[str, str] = {}
-    for d in reader.records():
+    for d in reader.records(progress=progress):
         seq, c, t = d["seq"], d["cause"], d["type"]
         t = intern.setdefault(t, t)
         cause.append(c)
@@ -409,24 +415,46 @@ def _figures(
     return f
 
 
+class _Passes:
+    """Progress over several reads of one log: records and bytes read so far, in all."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.base = (0, 0)  # what the finished passes read
+        self.seq = self.offset = 0  # how far the current one has got
+
+    def __call__(self, seq: int, offset: int) -> None:
+        self.seq, self.offset = seq, offset
+        self.progress(self.base[0] + seq, self.base[1] + offset)
+
+    def next(self) -> None:
+        self.base = (self.base[0] + self.seq, self.base[1] + self.offset)
+        self.seq = self.offset = 0
+
+
 def cascades(
     path: str | os.PathLike[str],
     start: int | None = None,
     top: int = 5,
     *,
     time: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Cascade], Index, Fmt]:
     """The cascade under ``start``; or the first cascade (an input that liquidated anyone)
-    at or after ``time`` (µs); or the ``top`` largest (by liquidations under an input)."""
+    at or after ``time`` (µs); or the ``top`` largest (by liquidations under an input).
+    ``progress(records read, bytes read)``, over both parses (module docstring)."""
     reader = LogReader(path)
-    idx = build_index(reader)
+    passes = None if progress is None else _Passes(progress)
+    idx = build_index(reader, progress=passes)
+    if passes is not None:
+        passes.next()
     last = len(idx.cause) - 1
     if start is not None:
         if not 1 <= start <= last:
             raise CascadeError(f"--from {start}: no such seq in the log (1..{last})")
         tops = [start]
     elif time is not None:
-        tops = [_first_at(reader, idx, time)]
+        tops = [_first_at(reader, idx, time)]  # fast, and not counted: at most 2x the bytes
     else:
         ranked = sorted(idx.triggered.items(), key=lambda kv: (-kv[1], kv[0]))
         tops = [r for r, _ in ranked[:top]]
@@ -451,7 +479,7 @@ def cascades(
 
     if wanted:
         hi = max(wanted)
-        for d in reader.records():
+        for d in reader.records(progress=passes):
             seq = d["seq"]
             if seq in firsts:
                 equity_at[seq, False] = book.equity()

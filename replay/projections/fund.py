@@ -35,7 +35,7 @@ engine's "last trade".
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import attrs
@@ -442,16 +442,24 @@ class FundFold:
         )
 
 
-def fold_fund(path: str | os.PathLike[str], *, verify: bool = True) -> FundReport:
+def fold_fund(
+    path: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> FundReport:
     """The fund timeline, clawback ledger and ADL ledger of a log (the fast path).
 
     ``verify`` checks every record's checksum chain on the way (hashing each line, parsing
     only the relevant ones). A torn tail or a corrupt record makes it re-read the log with
     :class:`LogReader`, which keeps everything before a torn tail (reported in ``torn``) and
-    raises :class:`events.codec.CorruptLog` for anything else.
+    raises :class:`events.codec.CorruptLog` for anything else. ``progress(records read,
+    bytes read)`` is called by the reader once per block it reads (8 MiB; every few
+    thousand records after such a hand-over), see :meth:`LogReader.select`.
     """
     reader = LogReader(path)  # checks the header
     config = reader.header.config
-    fold = FundFold(config).fold(reader.select(FUND_TOKENS, verify=verify))
+    records = reader.select(FUND_TOKENS, verify=verify, progress=progress)
+    fold = FundFold(config).fold(records)
     fold.last_seq = reader.last_seq
     return fold.report(money_scale(config), reader.torn)
