@@ -35,15 +35,20 @@ What it measures
 
 The stand-in (deterministic from ``--seed``: ``random.Random``, no wall clock in the data)
     2024-08-08 UTC. The book starts with an ``is_snapshot`` block (about 700 levels a side
-    within 100 USD of 60,000), then messages of rows sharing one timestamp: the mid moving
-    by a Gaussian number of ticks (sd 6; the crossed levels deleted, the opened ticks
-    filled), the level a trade hit set to what the trade left, and 1-12 level updates, half
-    within 20 ticks of the touch and half 20-999 ticks out. Trades (``aggTrades``, ms
+    within 100 USD of 60,000), then messages of rows sharing one timestamp: the levels the
+    trades since the last message hit, set to what the trades left; the mid moving by a
+    Gaussian number of ticks (sd 6; the crossed levels deleted, the opened ticks filled,
+    and as many missing ticks filled beyond the other side's new touch: the book moves
+    with the mid); and 1-12 level updates, half within 20 ticks of the touch and half
+    20-999 ticks out. Trades (``aggTrades``, ms
     timestamps) take one price level each: the best bid or ask of the generated book, a
     log-uniform 0.001-5 BTC capped at that level's size. Timestamps are spread evenly over
     the 24 hours at every scale, so events are sparser in time at a smaller scale, but a
     message looks the same at every scale (the day's range grows with the square root of
-    the scale: a calm day at 1.0, a quieter one below). Funding at 08:00, 16:00, 24:00.
+    the scale: a calm day at 1.0, a quieter one below), except for one sell-off at every
+    scale (``--crash-ppm``, default -2.5% from 14:00 over 20 minutes, a drift added to
+    the walk: bigger moves per message in that window at a smaller scale), so that
+    liquidations and the waterfall are part of the day. Funding at 08:00, 16:00, 24:00.
 
 How to re-run
     .venv/bin/python bench/day.py --scale 0.01                  # fast sanity (~1-2 min)
@@ -166,8 +171,20 @@ class Counts:
     close: int = MID0
 
 
-def generate(d: Path, scale: float, seed: int) -> tuple[Path, Path, Path, Counts]:
-    """Write the day's aggTrades, incremental_book_L2 and fundingRate CSVs into ``d``."""
+CRASH_AT_S = 14 * 3_600  # the sell-off starts at 14:00 UTC ...
+CRASH_OVER_S = 20 * 60  # ... and lasts 20 minutes
+
+
+def generate(
+    d: Path, scale: float, seed: int, crash_ppm: int = 25_000
+) -> tuple[Path, Path, Path, Counts]:
+    """Write the day's aggTrades, incremental_book_L2 and fundingRate CSVs into ``d``.
+
+    ``crash_ppm``: the mid falls by this much of MID0 (on top of its walk) linearly over
+    ``CRASH_OVER_S`` from ``CRASH_AT_S``; a drift with no random draw, so 0 gives the same
+    day without it."""
+    crash_ticks = MID0 * crash_ppm // 1_000_000
+    crashed = 0
     r = random.Random(seed)
     n_trades = max(1, round(FULL_TRADES * scale))
     n_rows = max(2 * SNAPSHOT_TICKS, round(FULL_L2_ROWS * scale))
@@ -218,8 +235,12 @@ def generate(d: Path, scale: float, seed: int) -> tuple[Path, Path, Path, Counts
                 buy = r.random() < 0.5
                 book = asks if buy else bids
                 tick, step = (best + 1, 1) if buy else (best, -1)
-                while tick not in book:  # a trade may have emptied the touch
+                end = tick + SNAPSHOT_TICKS * step
+                while tick not in book and tick != end:  # trades may have emptied the touch
                     tick += step
+                if tick == end:  # nothing near the touch: a level appears there first
+                    tick = end - SNAPSHOT_TICKS * step
+                    book[tick] = _level_lots(r)
                 lots = min(book[tick], max(1, int(10 ** r.uniform(0, 3.7))))
                 book[tick] -= lots
                 if book[tick] == 0:
@@ -243,7 +264,14 @@ def generate(d: Path, scale: float, seed: int) -> tuple[Path, Path, Path, Counts
             pending.clear()
             # the mid moves: crossed levels deleted, then the opened ticks filled
             k = round(r.gauss(0, MOVE_SD))
+            into = (ts - T0_US) / 1e6 - CRASH_AT_S
+            if crash_ticks and into > 0:
+                due = round(crash_ticks * min(1.0, into / CRASH_OVER_S))
+                k -= due - crashed
+                crashed = due
             new = best + k
+            # the whole book follows: the opened ticks on the side that moved, and as many
+            # missing ticks beyond the other side's new touch (liquidity moving with it)
             if k > 0:
                 for t in range(best + 1, new + 1):
                     if asks.pop(t, None) is not None:
@@ -252,6 +280,10 @@ def generate(d: Path, scale: float, seed: int) -> tuple[Path, Path, Path, Counts
                     if t == new or r.random() < 0.9:
                         bids[t] = _level_lots(r)
                         row(ts, "false", True, t, bids[t])
+                for t in range(new + 1, new + 1 + k):
+                    if t not in asks and r.random() < 0.9:
+                        asks[t] = _level_lots(r)
+                        row(ts, "false", False, t, asks[t])
             elif k < 0:
                 for t in range(new + 1, best + 1):
                     if bids.pop(t, None) is not None:
@@ -260,6 +292,10 @@ def generate(d: Path, scale: float, seed: int) -> tuple[Path, Path, Path, Counts
                     if t == new + 1 or r.random() < 0.9:
                         asks[t] = _level_lots(r)
                         row(ts, "false", False, t, asks[t])
+                for t in range(new, new + k, -1):
+                    if t not in bids and r.random() < 0.9:
+                        bids[t] = _level_lots(r)
+                        row(ts, "false", True, t, bids[t])
             best = new
             for is_bid, book, t in ((True, bids, best), (False, asks, best + 1)):
                 if t not in book:  # a refill at the touch
@@ -307,12 +343,19 @@ class Phase:
     name: str
     wall: float
     cpu: float
+    sys_cpu: float
     maxrss_kb: int
     units: int  # rows in, or events
     unit: str
     out_bytes: int = 0
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clearsim(self) -> bool:
+        """A phase of the clearsim CLI (the others are plain ``python -c`` scripts, whose
+        start-up is a few ms, not the CLI's)."""
+        return self.name not in ("csv.reader", "merge")
 
     @property
     def rate(self) -> float:
@@ -349,6 +392,7 @@ def phase(name: str, argv: list[str], d: Path, units: int, unit: str, out: Path 
         name=name,
         wall=wall,
         cpu=ru.ru_utime + ru.ru_stime,
+        sys_cpu=ru.ru_stime,
         maxrss_kb=ru.ru_maxrss,
         units=units,
         unit=unit,
@@ -417,10 +461,10 @@ class DayRun:
         return self.import_s + self.get("run").wall + self.get("verify").wall
 
 
-def one_day(scale: float, seed: int, d: Path, log: bool = True) -> DayRun:
+def one_day(scale: float, seed: int, d: Path, crash_ppm: int, log: bool = True) -> DayRun:
     d.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    trades, l2, funding, c = generate(d, scale, seed)
+    trades, l2, funding, c = generate(d, scale, seed, crash_ppm)
     gen_s = time.perf_counter() - t
     if log:
         print(f"[scale {scale:g}] generated {c.trades:,} trades, {c.l2_rows:,} L2 rows "
@@ -480,12 +524,13 @@ def table(dr: DayRun) -> str:
     lines = [
         f"scale {dr.scale:g}: {dr.counts.trades:,} trades + {dr.counts.l2_rows:,} L2 rows "
         f"-> {dr.commands:,} commands -> {dr.events:,} events; {dr.accounts:,} accounts",
-        f"{'phase':<14} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'in':>12} "
+        f"{'phase':<14} {'wall s':>8} {'CPU s':>8} {'sys s':>6} {'peak RSS MB':>12} {'in':>12} "
         f"{'per wall-s':>12} {'out MB':>8}",
     ]
     for p in dr.phases:
         lines.append(
-            f"{p.name:<14} {p.wall:>8.2f} {p.cpu:>8.2f} {p.maxrss_kb / 1024:>12.1f} "
+            f"{p.name:<14} {p.wall:>8.2f} {p.cpu:>8.2f} {p.sys_cpu:>6.2f} "
+            f"{p.maxrss_kb / 1024:>12.1f} "
             f"{p.units:>12,} {p.rate:>10,.0f}/s {mb(p.out_bytes) if p.out_bytes else '-':>8}"
             f"  ({p.unit})"
         )
@@ -497,14 +542,15 @@ def table(dr: DayRun) -> str:
 
 
 def extrapolate(dr: DayRun) -> dict[str, float]:
-    """Each phase's wall time at scale 1.0: the interpreter's start-up (the ``startup``
-    phase, paid once whatever the size) plus the rest times ``1 / scale``."""
+    """Each phase's wall time at scale 1.0: the CLI's start-up (the ``startup`` phase, paid
+    once whatever the size) plus the rest times ``1 / scale``."""
     st = dr.get("startup")
     f = 1.0 / dr.scale
 
     def x(name: str) -> float:
         p = dr.get(name)
-        return st.wall + max(0.0, p.wall - st.wall) * f
+        fixed = st.wall if p.clearsim else 0.0
+        return fixed + max(0.0, p.wall - fixed) * f
 
     got = {n: x(n) for n in ("import trades", "import book", "merge", "run", "verify")}
     imp = got["import trades"] + got["import book"] + got["merge"]
@@ -519,7 +565,8 @@ def per_unit(dr: DayRun) -> dict[str, tuple[float, float, str]]:
     for p in dr.phases:
         if p is st:
             continue
-        w, c = max(0.0, p.wall - st.wall), max(0.0, p.cpu - st.cpu)
+        sw, sc = (st.wall, st.cpu) if p.clearsim else (0.0, 0.0)
+        w, c = max(0.0, p.wall - sw), max(0.0, p.cpu - sc)
         out[p.name] = (w / p.units * 1e6, c / p.units * 1e6, p.unit[:-1])
     return out
 
@@ -530,6 +577,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20240808)
     ap.add_argument("--keep", metavar="DIR", help="write (and keep) the files in DIR")
     ap.add_argument("--check-linear", action="store_true", help="also run scale S/4")
+    ap.add_argument("--crash-ppm", type=int, default=25_000,
+                    help="the 14:00 sell-off in ppm (default 25000: -2.5%%; 0: none)")  # fmt: skip
     a = ap.parse_args()
     if not 0 < a.scale <= 1:
         ap.error("--scale: expected 0 < S <= 1")
@@ -541,7 +590,7 @@ def main() -> None:
     try:
         for s in scales:
             sub = base / f"scale-{s:g}" if len(scales) > 1 else base
-            runs.append(one_day(s, a.seed, sub))
+            runs.append(one_day(s, a.seed, sub, a.crash_ppm))
             if not a.keep:
                 shutil.rmtree(sub, ignore_errors=True)
     except PhaseFailed as e:
@@ -572,10 +621,12 @@ def main() -> None:
                   f"S/4={runs[1].scale:g}: {w2:8.2f} / {cpu2:8.2f}   CPU ratio "
                   f"{cpu / cpu2 if cpu2 else math.nan:.2f}")  # fmt: skip
     b = main_run.get("csv.reader")
+    cpu = sum(p.cpu for p in main_run.phases if p.name not in ("startup", "csv.reader"))
     print(
         f"headline: scale={main_run.scale:g} import={main_run.import_s:.1f}s "
         f"run={main_run.get('run').wall:.1f}s verify={main_run.get('verify').wall:.1f}s "
-        f"total={main_run.total_s:.1f}s | {label} 1.0: total={ex['total'] / 60:.1f}min "
+        f"total={main_run.total_s:.1f}s (CPU {cpu:.1f}s) | {label} 1.0: "
+        f"total={ex['total'] / 60:.1f}min "
         f"(import {ex['import'] / 60:.1f}, run {ex['run'] / 60:.1f}, verify "
         f"{ex['verify'] / 60:.1f}) | baseline csv.reader {b.rate / 1000:,.0f}k rows/s"
     )
