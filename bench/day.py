@@ -47,8 +47,9 @@ The stand-in (deterministic from ``--seed``: ``random.Random``, no wall clock in
     message looks the same at every scale (the day's range grows with the square root of
     the scale: a calm day at 1.0, a quieter one below), except for one sell-off at every
     scale (``--crash-ppm``, default -2.5% from 14:00 over 20 minutes, a drift added to
-    the walk: bigger moves per message in that window at a smaller scale), so that
-    liquidations and the waterfall are part of the day. Funding at 08:00, 16:00, 24:00.
+    the walk of at most 6 ticks a message, so it takes about 2,500 messages: 20 minutes at
+    1.0, longer at a smaller scale), so that liquidations and the waterfall are part of
+    the day. Funding at 08:00, 16:00, 24:00.
 
 How to re-run
     .venv/bin/python bench/day.py --scale 0.01                  # fast sanity (~1-2 min)
@@ -267,8 +268,11 @@ def generate(
             into = (ts - T0_US) / 1e6 - CRASH_AT_S
             if crash_ticks and into > 0:
                 due = round(crash_ticks * min(1.0, into / CRASH_OVER_S))
-                k -= due - crashed
-                crashed = due
+                # at most MOVE_SD more ticks a message: a message's rows set the clock, so
+                # a bigger step would stretch the gaps that trades eat the book in
+                step = min(due - crashed, int(MOVE_SD))
+                k -= step
+                crashed += step
             new = best + k
             # the whole book follows: the opened ticks on the side that moved, and as many
             # missing ticks beyond the other side's new touch (liquidity moving with it)
