@@ -423,6 +423,53 @@ def test_market_commands_pass_through_and_interleave_in_the_documented_order(
     assert sc.prices()[:2] == [500_000, 500_000] and len(sc.prices()) == 41
 
 
+def _market_files(tmp_path: Path, files: dict[str, list[tuple[int, str]]]) -> scn.Scenario:
+    """The market scenario with ``[market] commands`` = these files, in this order: each
+    a list of (seconds from T0, command type) written as BTC-USD commands."""
+    path = market_scenario(tmp_path)
+    for name, rows in files.items():
+        stem = name.split(".")[0]
+        cmds = [
+            {"type": t, "ts": T0 + k * S, "symbol": "BTC-USD", "price": "50000", "n": f"{stem}{i}"}
+            for i, (k, t) in enumerate(rows)
+        ]
+        (tmp_path / name).write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in cmds))
+    listed = ", ".join(f'"{n}"' for n in files)
+    text = path.read_text().replace('commands = "day.jsonl"', f"commands = [{listed}]")
+    assert listed in text
+    path.write_text(text)
+    return scn.load(path)
+
+
+def test_market_commands_from_several_files_merge_by_ts_listed_order_first(
+    tmp_path: Path,
+) -> None:
+    """trades.jsonl at 0, 10, 20 s; book.jsonl at 10, 15, 20 and 400 s. Merged: 0 t0,
+    10 t1 then b0 (the same ts: the file listed first first), 15 b1, 20 t2 then b2, 400 b3;
+    the run ends at the later file's last command."""
+    sc = _market_files(
+        tmp_path,
+        {
+            "trades.jsonl": [(0, "index_price"), (10, "index_price"), (20, "index_price")],
+            "book.jsonl": [(10, "market_level"), (15, "market_level"), (20, "funding"),
+                           (400, "market_level")],
+        },
+    )  # fmt: skip
+    assert sc.end_ts() == T0 + 400 * S and sc.start_ts == T0
+    market = [c["n"] for c in sc.commands() if "n" in c]
+    assert market == ["trades0", "trades1", "book0", "book1", "trades2", "book2", "book3"]
+    assert sc.input_files() == (tmp_path / "trades.jsonl", tmp_path / "book.jsonl")
+
+
+def test_a_market_file_going_back_in_time_is_named_with_its_line(tmp_path: Path) -> None:
+    sc = _market_files(
+        tmp_path,
+        {"a.jsonl": [(0, "index_price"), (30, "index_price")], "b.jsonl": [(20, "x"), (10, "x")]},
+    )
+    with pytest.raises(ScenarioError, match=r"b\.jsonl: command 2: ts .* goes back in time"):
+        list(sc.commands())
+
+
 def test_market_scenario_runs_into_a_log_with_its_commands(tmp_path: Path) -> None:
     path = market_scenario(tmp_path)
     out = tmp_path / "m.log"
@@ -488,6 +535,9 @@ def test_market_is_streamed_never_read_ahead(
         ({"market": {}}, "market: expected exactly one of commands and import"),
         ({"market": {"commands": "nope.jsonl"}}, "nope.jsonl: no such file"),
         ({"market": {"commands": "day.jsonl", "x": 1}}, "market.x: unknown key"),
+        ({"market": {"commands": []}}, "market.commands: expected a file or a list of files"),
+        ({"market": {"commands": ["day.jsonl", "nope.jsonl"]}}, "nope.jsonl: no such file"),
+        ({"market": {"commands": ["day.jsonl", 3]}}, "market.commands[1]: expected a path"),
         ({"market": {"import": {"format": "csv", "files": ["day.jsonl"]}}}, "market.import.format"),
         ({"market": {"import": {"format": "bars", "files": []}}}, "market.import.files"),
         (

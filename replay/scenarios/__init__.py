@@ -87,7 +87,9 @@ optional unless marked *required*; decimal amounts are strings, as everywhere at
 
 ``[market]`` — an imported day as the market, instead of ``[price]`` (and of ``steps`` and
     ``step_s``): exactly one of ``commands`` (a command file, JSON Lines in ts order, such
-    as ``clearsim import`` writes; path relative to the scenario file) or ``import`` (an
+    as ``clearsim import`` writes; path relative to the scenario file; or a list of them,
+    e.g. a day's trades and its book imported from two formats, merged by ts, at one ts in
+    the order listed) or ``import`` (an
     importer run in-process as the run goes: ``{ format, files = [...], symbol, every,
     path, price }``, the options of ``clearsim import``; ``symbol`` defaults to the
     scenario's, the files are relative to the scenario file). Both are streamed, never

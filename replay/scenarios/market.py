@@ -1,6 +1,7 @@
 """A scenario's ``[market]``: an imported day's commands, streamed in ts order.
 
-:func:`stream` reads a command file line by line, or runs an importer
+:func:`stream` reads a command file line by line (several: merged by ts, each read a line
+at a time; at one ts the file listed first goes first), or runs an importer
 (:func:`replay.importers.open_stream`) in-process, never holding the day in memory. Every
 command passes through as it was written (``index_price``, ``funding``, and any other type:
 the engine is the judge of what it accepts); only its ``ts`` is read here, and it must be
@@ -10,8 +11,10 @@ the synthetic market (:class:`.ScenarioError`, naming the file and line).
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
@@ -33,8 +36,18 @@ SMALL_IMPORT: Final = 16 << 20
 def stream(m: Market) -> Iterator[dict[str, Any]]:
     """The market's commands, in ts order (non-decreasing), as dicts."""
     if isinstance(m, MarketCommands):
-        return _checked(_file_commands(m), str(m.path))
+        files = [_checked(_file_commands(p), str(p)) for p in m.paths]
+        if len(files) == 1:
+            return files[0]
+        # Each file is checked in order on its own; heapq.merge is stable, so at one ts the
+        # file listed first goes first, and the merge reads each file one line at a time.
+        return heapq.merge(*files, key=_ts)
     return _checked(_imported(m), ", ".join(map(str, m.files)))
+
+
+def _ts(c: dict[str, Any]) -> int:
+    ts: int = c["ts"]
+    return ts
 
 
 def first_ts(m: Market) -> int:
@@ -56,18 +69,24 @@ def last_ts(m: Market) -> int | None:
     """The ts of the market's last command, for a progress display: a command file's is
     read from its end; an importer's inputs are read through once when they are small (at
     most :data:`SMALL_IMPORT` bytes, a day of bars), else its end is not known (None)."""
-    if not isinstance(m, MarketCommands):
-        try:
-            if sum(os.path.getsize(p) for p in m.files) > SMALL_IMPORT:
-                return None
-            last = None
-            for c in stream(m):
-                last = c["ts"]
-            return last
-        except (OSError, ScenarioError):
-            return None
+    if isinstance(m, MarketCommands):
+        ends = [_file_last_ts(p) for p in m.paths]
+        return None if None in ends else max(e for e in ends if e is not None)
     try:
-        with open(m.path, "rb") as f:
+        if sum(os.path.getsize(p) for p in m.files) > SMALL_IMPORT:
+            return None
+        last = None
+        for c in stream(m):
+            last = c["ts"]
+        return last
+    except (OSError, ScenarioError):
+        return None
+
+
+def _file_last_ts(path: Path) -> int | None:
+    """The ts of a command file's last command, read from its end (None: not found)."""
+    try:
+        with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - _TAIL))
             tail = f.read()
@@ -85,15 +104,15 @@ def last_ts(m: Market) -> int | None:
 
 
 def _name(m: Market) -> str:
-    return str(m.path) if isinstance(m, MarketCommands) else ", ".join(map(str, m.files))
+    return ", ".join(map(str, m.paths if isinstance(m, MarketCommands) else m.files))
 
 
-def _file_commands(m: MarketCommands) -> Iterator[tuple[int, object]]:
+def _file_commands(path: Path) -> Iterator[tuple[int, object]]:
     try:
-        f = open(m.path, "rb")  # noqa: SIM115 - closed by _lines when it ends
+        f = open(path, "rb")  # noqa: SIM115 - closed by _lines when it ends
     except OSError as e:
-        raise ScenarioError(f"market.commands: {m.path}: {e.strerror or e}") from None
-    return _lines(f, str(m.path))
+        raise ScenarioError(f"market.commands: {path}: {e.strerror or e}") from None
+    return _lines(f, str(path))
 
 
 def _lines(f: IO[bytes], name: str) -> Iterator[tuple[int, object]]:

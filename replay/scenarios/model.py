@@ -119,9 +119,10 @@ Arrivals = StartArrivals | PoissonArrivals | OpenInterestArrivals
 
 @attrs.frozen
 class MarketCommands:
-    """A command file (JSON Lines, in ts order), e.g. written by ``clearsim import``."""
+    """Command files (JSON Lines, each in ts order), e.g. written by ``clearsim import``;
+    several are merged by ts (at one ts, the file listed first goes first)."""
 
-    path: Path
+    paths: tuple[Path, ...]
 
 
 @attrs.frozen
@@ -221,7 +222,7 @@ class Scenario:
         m = self.market
         if m is None:
             return ()
-        return (m.path,) if isinstance(m, MarketCommands) else m.files
+        return m.paths if isinstance(m, MarketCommands) else m.files
 
     def population_ids(self) -> list[str]:
         return account_ids(self.population.id_prefix, self.population.count)

@@ -498,7 +498,14 @@ def _market(d: object, base_dir: str | Path | None, symbol: str) -> tuple[Market
         raise ScenarioError("market: expected exactly one of commands and import")
     m: Market
     if t.has("commands"):
-        m = MarketCommands(_path(t.d["commands"], base_dir, "market.commands"))
+        v = t.d["commands"]
+        if isinstance(v, list):
+            if not v:
+                raise ScenarioError("market.commands: expected a file or a list of files")
+            named = [_path(f, base_dir, f"market.commands[{i}]") for i, f in enumerate(v)]
+        else:
+            named = [_path(v, base_dir, "market.commands")]
+        m = MarketCommands(tuple(named))
     else:
         it = _Table(t.d["import"], "market.import")
         it.known("format", "files", "symbol", "every", "path", "price")
@@ -527,7 +534,7 @@ def _market(d: object, base_dir: str | Path | None, symbol: str) -> tuple[Market
                     raise ScenarioError(f"market.import.{k}: does not apply to format {fmt}")
                 options.append((k, str(it.d[k])))
         m = MarketImport(fmt, paths, sym, None if every is None else str(every), tuple(options))
-    for p in (m.path,) if isinstance(m, MarketCommands) else m.files:
+    for p in m.paths if isinstance(m, MarketCommands) else m.files:
         if not p.is_file():
             raise ScenarioError(f"market: {p}: no such file")
     from clearsim.replay.scenarios.market import first_ts  # market imports the model
