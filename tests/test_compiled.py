@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 from test_golden import fx
+from wheels import build_wheel, install
 
 #: one xdist worker takes the whole file (pyproject: --dist loadgroup): the wheel is built once
 pytestmark = pytest.mark.xdist_group("compiled_wheel")
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("events", "orderbook", "clearing", "replay")
 
 
 def _compiled_paths() -> list[str]:
@@ -54,39 +54,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     why = _why_not()
     if why is not None:
         pytest.skip(f"compiled build not tried: {why}")
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "setup.py", "clearsim", *LAYERS):
-        from_ = ROOT / name
-        if from_.is_dir():
-            shutil.copytree(
-                from_, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(from_, src / name)
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(out), str(src)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CLEARSIM_MYPYC": "1"},
-        timeout=1500,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr[-4000:]
-    (whl,) = out.glob("clearsim-*.whl")
+    whl = build_wheel(
+        tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel"), {"CLEARSIM_MYPYC": "1"}
+    )
     names = zipfile.ZipFile(whl).namelist()
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"clearsim"}
     for path in _compiled_paths():
         stem = path.removesuffix(".py")
         assert any(n.startswith(stem + ".cpython-") and n.endswith(".so") for n in names), path
     dest = tmp_path_factory.mktemp("site")
-    inst = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(dest), str(whl)],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert inst.returncode == 0, inst.stderr
+    install(whl, dest)
     return dest
 
 

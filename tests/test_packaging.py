@@ -9,13 +9,13 @@ list, and check the public API and the module entry point from a fresh interpret
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from wheels import LAYERS, build_wheel, install
 
 import clearsim
 
@@ -23,43 +23,12 @@ import clearsim
 pytestmark = pytest.mark.xdist_group("wheel")
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("events", "orderbook", "clearing", "replay")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from a copy of the checkout (the build writes into its source tree)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "setup.py", "clearsim", *LAYERS):
-        from_ = ROOT / name
-        if from_.is_dir():
-            # symlinks=True: clearsim/<layer> stay links, as in the checkout; the wheel must
-            # take the layers from the package-dir mapping, not through the links.
-            shutil.copytree(
-                from_, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(from_, src / name)
-    out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out),
-            str(src),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (whl,) = out.glob("clearsim-*.whl")
-    return whl
+    return build_wheel(tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel"))
 
 
 def test_wheel_has_one_top_level_name(wheel: Path) -> None:
@@ -88,13 +57,7 @@ def test_installed_wheel_finds_the_bundled_market_beside_its_scenario(
     """Installed from the wheel (no checkout on the path), ``black-thursday`` resolves its
     bars file inside the installed package, and its market streams the whole day."""
     site = tmp_path / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(site), str(wheel)],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    install(wheel, site)
     code = (
         "import clearsim; from clearsim.replay import scenarios as s\n"
         "p = s.bundled_path('black-thursday'); sc = s.bundled('black-thursday')\n"

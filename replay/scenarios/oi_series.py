@@ -33,6 +33,7 @@ import attrs
 
 from clearsim.events.errors import ClearsimError
 from clearsim.events.units import PPM
+from clearsim.replay.importers._common import epoch_to_us
 
 __all__ = ["OiCursor", "OiSeries", "OiSeriesError", "check_header"]
 
@@ -84,17 +85,6 @@ def check_header(s: OiSeries) -> None:
     if header is None:
         raise OiSeriesError(f"{s.path}: empty file (expected a header line)")
     _columns(s, header)
-
-
-def _us(value: int) -> int:
-    """An epoch timestamp in s, ms, µs or ns (by magnitude), as µs (the importers' rule)."""
-    if value < 10**11:
-        return value * 1_000_000
-    if value < 10**14:
-        return value * 1_000
-    if value < 10**17:
-        return value
-    return value // 1000
 
 
 class OiCursor:
@@ -161,7 +151,7 @@ class OiCursor:
                             f"{s.path}:{line}: column timestamp: {ts_text!r} is not an "
                             "integer epoch timestamp"
                         )
-                    ts = _us(int(ts_text))
+                    ts = epoch_to_us(int(ts_text))  # s, ms, µs or ns by magnitude
                     if ts < last:
                         raise OiSeriesError(
                             f"{s.path}:{line}: column timestamp: {ts} is before the row "
