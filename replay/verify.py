@@ -154,15 +154,22 @@ class _Books:
             if acct is None:
                 continue
             old = seen.get(aid)
+            positions = acct.positions
             if old is not None:
                 ob, on, op = old
-                if ob == acct.balance and on == acct.net_deposits and not op and not acct.positions:
-                    continue  # flat and unchanged: the common case for the system accounts
+                if ob == acct.balance and on == acct.net_deposits and len(op) == len(positions):
+                    # Unchanged: the common case for the system accounts, #market included
+                    # (it holds a position on a historical day and is named by every level).
+                    for s, p in positions.items():
+                        if op.get(s) != p.qty:
+                            break
+                    else:
+                        continue
                 self.balance -= ob
                 self.net -= on
                 for s, q in op.items():
                     qty[s] -= q
-            pos = {s: p.qty for s, p in acct.positions.items()}
+            pos = {s: p.qty for s, p in positions.items()}
             self.balance += acct.balance
             self.net += acct.net_deposits
             for s, q in pos.items():
