@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,33 +36,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("events", "orderbook", "clearing", "replay")
 
 
 def build(into: Path) -> Path:
-    """Build the compiled wheel from a copy of the checkout; install it into ``into``."""
-    src = into / "src"
-    for name in ("pyproject.toml", "README.md", "setup.py", "clearsim", *LAYERS):
-        from_ = ROOT / name
-        if from_.is_dir():
-            shutil.copytree(
-                from_, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(from_, src / name)
-    wheels = into / "wheel"
+    """Build the compiled wheel from a copy of the checkout (the tests' builder,
+    ``tests/wheels.py``); install it into ``into / "site"``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from wheels import BuildFailed, build_wheel, install
+
+    (into / "src").mkdir(parents=True)
+    (into / "wheel").mkdir()
     t = time.perf_counter()
-    _check(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(wheels), str(src)],
-        env={**os.environ, "CLEARSIM_MYPYC": "1"},
-    )  # fmt: skip
-    (whl,) = wheels.glob("clearsim-*.whl")
-    site = into / "site"
-    _check([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-            "--target", str(site), str(whl)])  # fmt: skip
+    try:
+        whl = build_wheel(into / "src", into / "wheel", {"CLEARSIM_MYPYC": "1"})
+        install(whl, into / "site")
+    except BuildFailed as e:
+        raise SystemExit(f"error: the compiled wheel did not build or install:\n{e}") from None
     print(f"built the compiled wheel in {time.perf_counter() - t:.0f} s: {whl.name}")
-    return site
+    return into / "site"
 
 
 def _check(argv: list[str], **kw: object) -> str:

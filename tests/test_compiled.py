@@ -10,7 +10,6 @@ sweep. Skipped, with the reason, where mypy or a C compiler is missing; CI has b
 
 from __future__ import annotations
 
-import os
 import runpy
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from test_golden import fx
-from wheels import build_wheel, install
+from wheels import build_wheel, install, python_from
 
 #: one xdist worker takes the whole file (pyproject: --dist loadgroup): the wheel is built once
 pytestmark = pytest.mark.xdist_group("compiled_wheel")
@@ -67,30 +66,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def _compiled(site: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m clearsim ARGS`` on the compiled install only (cwd is not the checkout)."""
-    return subprocess.run(
-        [sys.executable, "-m", "clearsim", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(site)},
-        timeout=600,
-    )
-
-
 def test_the_compiled_modules_are_the_ones_imported(site: Path, tmp_path: Path) -> None:
     code = (
         "import clearsim.clearing.exchange as e, clearsim.orderbook.book as b\n"
         "print(e.__file__); print(b.__file__)\n"
     )
-    p = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(site)},
-    )
+    p = python_from(site, ["-c", code], tmp_path)
     assert p.returncode == 0, p.stderr
     exchange, book = p.stdout.split()
     assert exchange.startswith(str(site)) and exchange.endswith(".so"), exchange
@@ -102,7 +83,7 @@ def test_golden_fixture_is_byte_identical_through_the_compiled_build(
     site: Path, name: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "run.log"
-    p = _compiled(site, [*fx.cli_args(name), "-o", str(out)], tmp_path)
+    p = python_from(site, ["-m", "clearsim", *fx.cli_args(name), "-o", str(out)], tmp_path)
     assert p.returncode == 0, p.stderr
     assert out.read_bytes() == fx.golden(name).read_bytes(), name
 
@@ -112,7 +93,9 @@ def test_the_crash_scenario_gives_the_interpreted_builds_log(site: Path, tmp_pat
     liquidations down the waterfall), far more paths than the small fixtures."""
     crash = ROOT / "replay" / "scenarios" / "crash.toml"
     compiled, interpreted = tmp_path / "c.log", tmp_path / "i.log"
-    p = _compiled(site, ["run", str(crash), "-o", str(compiled), "--quiet"], tmp_path)
+    p = python_from(
+        site, ["-m", "clearsim", "run", str(crash), "-o", str(compiled), "--quiet"], tmp_path
+    )
     assert p.returncode == 0, p.stderr
     q = subprocess.run(
         [sys.executable, "-m", "clearsim", "run", str(crash), "-o", str(interpreted), "--quiet"],

@@ -8,14 +8,13 @@ list, and check the public API and the module entry point from a fresh interpret
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from wheels import LAYERS, build_wheel, install
+from wheels import LAYERS, build_wheel, install, python_from
 
 import clearsim
 
@@ -64,14 +63,7 @@ def test_installed_wheel_finds_the_bundled_market_beside_its_scenario(
         "print(clearsim.__file__); print(p); print(sc.market.files[0])\n"
         "print(sum(1 for c in sc.commands() if c['type'] == 'index_price'))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(site)},
-        timeout=300,
-    )
+    run = python_from(site, ["-c", code], tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
     where, toml, bars, prices = run.stdout.split()
     for path in (where, toml, bars):

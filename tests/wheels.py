@@ -1,5 +1,7 @@
-"""Building and installing the real wheel from a copy of the checkout, for the tests that
-check what a user's ``pip install`` gets (test_packaging, test_compiled)."""
+"""Building and installing the real wheel from a copy of the checkout, and running Python on
+the installed copy alone: what a user's ``pip install`` gets (test_packaging, test_compiled,
+and bench/compiled.py). A failed build or install raises :class:`BuildFailed` with pip's
+stderr."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("events", "orderbook", "clearing", "replay")
+
+
+class BuildFailed(RuntimeError):
+    """pip could not build or install the wheel (its stderr is the message)."""
 
 
 def build_wheel(src: Path, out: Path, env: dict[str, str] | None = None) -> Path:
@@ -34,7 +40,8 @@ def build_wheel(src: Path, out: Path, env: dict[str, str] | None = None) -> Path
         env={**os.environ, **(env or {})},
         timeout=1500,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    if proc.returncode != 0:
+        raise BuildFailed(proc.stderr[-4000:])
     (whl,) = out.glob("clearsim-*.whl")
     return whl
 
@@ -47,4 +54,20 @@ def install(whl: Path, dest: Path) -> None:
         capture_output=True,
         text=True,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    if proc.returncode != 0:
+        raise BuildFailed(proc.stderr[-4000:])
+
+
+def python_from(
+    site: Path, args: list[str], cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` with only the install in ``site`` importable as clearsim (``cwd``
+    must not be the checkout, whose ``clearsim/`` would come first on the path)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=timeout,
+    )
