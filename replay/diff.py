@@ -16,7 +16,6 @@ summed, every :data:`events.log.PROGRESS_EVERY` records of either (from their re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from itertools import zip_longest
 from typing import Any
 
@@ -124,7 +123,7 @@ def diff(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> DiffResult:
     """Compare two logs (streaming both in step); raises the reader's errors.
     ``progress(records read, bytes read)``, both logs' summed, is called every few

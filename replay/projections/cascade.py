@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 import attrs
@@ -107,7 +107,7 @@ class Index:
     torn: TornTail | None
 
 
-def build_index(reader: LogReader, *, progress: Callable[[int, int], None] | None = None) -> Index:
+def build_index(reader: LogReader, *, progress: Progress | None = None) -> Index:
     """Pass 1 (the module docstring); ``progress(records read, bytes read)`` is called every
     :data:`events.log.PROGRESS_EVERY` records and at the end."""
     cause = [0]
@@ -438,7 +438,7 @@ def cascades(
     top: int = 5,
     *,
     time: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Cascade], Index, Fmt]:
     """The cascade under ``start``; or the first cascade (an input that liquidated anyone)
     at or after ``time`` (µs); or the ``top`` largest (by liquidations under an input).

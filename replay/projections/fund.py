@@ -35,7 +35,7 @@ engine's "last trade".
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 import attrs
@@ -45,7 +45,7 @@ from clearsim.clearing.accounts import CLAWBACK_POOL, DEBT, FEES, INSURANCE, Pos
 from clearsim.clearing.config import Config, InstrumentSpec
 from clearsim.clearing.margin import value
 from clearsim.events.codec import event_to_dict
-from clearsim.events.log import LogReader, TornTail
+from clearsim.events.log import LogReader, Progress, TornTail
 from clearsim.events.types import Event
 from clearsim.orderbook.grid import Grid
 from clearsim.replay.projections.cash import Record, cash_moves, initial_fund, money_scale
@@ -446,7 +446,7 @@ def fold_fund(
     path: str | os.PathLike[str],
     *,
     verify: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> FundReport:
     """The fund timeline, clawback ledger and ADL ledger of a log (the fast path).
 

@@ -122,49 +122,64 @@ class OiCursor:
                 header = next(rows, None)
                 if header is None:
                     return
-                ti, vi, si = _columns(s, header)
-                width = len(header)
-                seen: str | None = s.symbol
-                last = -1
+                check = _Rows(s, header)
                 for row in rows:
-                    line = rows.line_num
-                    if not row:
-                        continue
-                    if len(row) != width:
-                        raise OiSeriesError(
-                            f"{s.path}:{line}: {len(row)} fields, the header has {width}"
-                        )
-                    if si is not None:
-                        sym = row[si]
-                        if seen is None:
-                            seen = sym
-                        elif sym != seen:
-                            if s.symbol is not None:
-                                continue
-                            raise OiSeriesError(
-                                f"{s.path}:{line}: column symbol: a second symbol {sym!r} "
-                                f"after {seen!r}; give series.symbol"
-                            )
-                    ts_text, v = row[ti], row[vi]
-                    if not ts_text.isdigit():
-                        raise OiSeriesError(
-                            f"{s.path}:{line}: column timestamp: {ts_text!r} is not an "
-                            "integer epoch timestamp"
-                        )
-                    ts = epoch_to_us(int(ts_text))  # s, ms, µs or ns by magnitude
-                    if ts < last:
-                        raise OiSeriesError(
-                            f"{s.path}:{line}: column timestamp: {ts} is before the row "
-                            f"above ({last}); the file must be in time order"
-                        )
-                    last = ts
-                    if not v:  # tardis leaves a value empty until the exchange sends one
-                        continue
-                    if not _DECIMAL.fullmatch(v):
-                        raise OiSeriesError(
-                            f"{s.path}:{line}: column {s.column}: {v!r} is not a "
-                            "non-negative decimal"
-                        )
-                    yield ts, int(Fraction(v) * self._per_lot)  # floor: both are >= 0
+                    got = check.row(row, rows.line_num)
+                    if got is not None:
+                        ts, value = got
+                        yield ts, int(Fraction(value) * self._per_lot)  # floor: both >= 0
             except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
                 raise OiSeriesError(f"{s.path}:{rows.line_num}: not a readable CSV ({e})") from None
+
+
+class _Rows:
+    """The checks of one file's rows, in order: width, symbol, timestamp order, value."""
+
+    def __init__(self, s: OiSeries, header: list[str]) -> None:
+        self.s = s
+        self.ti, self.vi, self.si = _columns(s, header)
+        self.width = len(header)
+        self.seen: str | None = s.symbol  # the one symbol the rows may name
+        self.last = -1
+
+    def row(self, row: list[str], line: int) -> tuple[int, str] | None:
+        """(µs, the value's text) of a row that counts; None for one to skip."""
+        s = self.s
+        if not row:
+            return None
+        if len(row) != self.width:
+            raise OiSeriesError(f"{s.path}:{line}: {len(row)} fields, the header has {self.width}")
+        if self.si is not None and not self._symbol_ok(row[self.si], line):
+            return None
+        ts_text, v = row[self.ti], row[self.vi]
+        if not ts_text.isdigit():
+            raise OiSeriesError(
+                f"{s.path}:{line}: column timestamp: {ts_text!r} is not an integer epoch timestamp"
+            )
+        ts = epoch_to_us(int(ts_text))  # s, ms, µs or ns by magnitude
+        if ts < self.last:
+            raise OiSeriesError(
+                f"{s.path}:{line}: column timestamp: {ts} is before the row above "
+                f"({self.last}); the file must be in time order"
+            )
+        self.last = ts
+        if not v:  # tardis leaves a value empty until the exchange sends one
+            return None
+        if not _DECIMAL.fullmatch(v):
+            raise OiSeriesError(
+                f"{s.path}:{line}: column {s.column}: {v!r} is not a non-negative decimal"
+            )
+        return ts, v
+
+    def _symbol_ok(self, sym: str, line: int) -> bool:
+        """Whether the row is of the series' symbol (the first seen, when none was given)."""
+        if self.seen is None:
+            self.seen = sym
+        if sym == self.seen:
+            return True
+        if self.s.symbol is not None:
+            return False
+        raise OiSeriesError(
+            f"{self.s.path}:{line}: column symbol: a second symbol {sym!r} after "
+            f"{self.seen!r}; give series.symbol"
+        )
